@@ -1,0 +1,74 @@
+package api
+
+import (
+	"crypto/subtle"
+	"errors"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/boohpay/boohpay/db"
+)
+
+const merchantKey = "merchant"
+
+var errUnauthorized = &db.Error{Code: db.EUnauthorized, Message: "a valid API key is required: Authorization: Bearer <key>"}
+
+// requireMerchant resolves the API key (Authorization: Bearer, or X-API-Key)
+// to its merchant; missing, unknown and revoked keys all answer 401 alike.
+func requireMerchant(store *db.Store) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			key := apiKeyFrom(c)
+			if key == "" {
+				return errUnauthorized
+			}
+			m, err := store.MerchantGetByAPIKey(c.Request().Context(), key)
+			if errors.Is(err, db.ErrNotFound) {
+				return errUnauthorized
+			}
+			if err != nil {
+				return err
+			}
+			c.Set(merchantKey, m)
+			return next(c)
+		}
+	}
+}
+
+func apiKeyFrom(c echo.Context) string {
+	if auth := c.Request().Header.Get("Authorization"); auth != "" {
+		scheme, key, ok := strings.Cut(auth, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(key)
+		}
+		return ""
+	}
+	return strings.TrimSpace(c.Request().Header.Get("X-API-Key"))
+}
+
+// merchantOf returns the merchant requireMerchant resolved.
+func merchantOf(c echo.Context) *db.Merchant {
+	return c.Get(merchantKey).(*db.Merchant)
+}
+
+// requireToken guards ops routes with a static bearer token. With no token
+// configured the routes answer 404, as if they did not exist.
+func requireToken(token string, hideWhenUnset bool) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if token == "" {
+				if hideWhenUnset {
+					return echo.ErrNotFound
+				}
+				return next(c)
+			}
+			auth := c.Request().Header.Get("Authorization")
+			given, ok := strings.CutPrefix(auth, "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(given), []byte(token)) != 1 {
+				return echo.NewHTTPError(401, "a valid token is required: Authorization: Bearer <token>")
+			}
+			return next(c)
+		}
+	}
+}

@@ -1,0 +1,104 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/boohpay/boohpay/db"
+)
+
+// errorBody is the one error shape every route answers with.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Param   string `json:"param,omitempty"`
+}
+
+// statusOf is the one map from domain error code to HTTP status and error type.
+var statusOf = map[string]struct {
+	status int
+	typ    string
+}{
+	db.ENotFound:          {http.StatusNotFound, "invalid_request_error"},
+	db.EInvalid:           {http.StatusBadRequest, "invalid_request_error"},
+	db.EValidation:        {http.StatusUnprocessableEntity, "invalid_request_error"},
+	db.EConflict:          {http.StatusConflict, "invalid_request_error"},
+	db.EInvalidTransition: {http.StatusConflict, "invalid_request_error"},
+	db.EIdempotency:       {http.StatusConflict, "idempotency_error"},
+	db.EUnauthorized:      {http.StatusUnauthorized, "authentication_error"},
+	db.EUnavailable:       {http.StatusServiceUnavailable, "api_error"},
+}
+
+// httpCodes names echo's own errors (routing, body limit) in the same shape.
+var httpCodes = map[int]string{
+	http.StatusNotFound:              "resource_missing",
+	http.StatusMethodNotAllowed:      "method_not_allowed",
+	http.StatusRequestEntityTooLarge: "body_too_large",
+	http.StatusUnsupportedMediaType:  "unsupported_media_type",
+	http.StatusUnauthorized:          "unauthorized",
+	http.StatusTooManyRequests:       "rate_limited",
+	http.StatusBadRequest:            "invalid_request",
+}
+
+// newErrorHandler writes every error as errorBody. Anything that is neither a
+// domain error nor an echo.HTTPError is an internal error: logged in full,
+// shown as "internal error".
+func newErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		status, body := errorResponse(err)
+		if status >= 500 {
+			log.ErrorContext(c.Request().Context(), "request failed",
+				"error", err, "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+				"method", c.Request().Method, "route", c.Path())
+		}
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(status)
+			return
+		}
+		_ = c.JSON(status, body)
+	}
+}
+
+func errorResponse(err error) (int, errorBody) {
+	var de *db.Error
+	if errors.As(err, &de) {
+		if s, ok := statusOf[de.Code]; ok {
+			code := de.Code
+			if code == db.ENotFound {
+				code = "resource_missing"
+			}
+			return s.status, errorBody{errorDetail{Type: s.typ, Code: code, Message: de.Message, Param: de.Param}}
+		}
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) && he.Code < 500 {
+		code, ok := httpCodes[he.Code]
+		if !ok {
+			code = "invalid_request"
+		}
+		typ := "invalid_request_error"
+		if he.Code == http.StatusUnauthorized {
+			typ = "authentication_error"
+		}
+		return he.Code, errorBody{errorDetail{Type: typ, Code: code, Message: messageOf(he)}}
+	}
+	return http.StatusInternalServerError, errorBody{errorDetail{Type: "api_error", Code: "internal_error", Message: "internal error"}}
+}
+
+func messageOf(he *echo.HTTPError) string {
+	if s, ok := he.Message.(string); ok {
+		return s
+	}
+	return http.StatusText(he.Code)
+}

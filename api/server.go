@@ -1,0 +1,72 @@
+// Package api owns BoohPay's HTTP surface: the merchant REST API, provider
+// webhooks, ops endpoints and the middleware around them. routes.go lists
+// every route.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/boohpay/boohpay/db"
+)
+
+// Config is what the HTTP layer needs from the environment.
+type Config struct {
+	AdminToken           string
+	MetricsToken         string
+	AllowPrivateNetworks bool
+}
+
+// maxBodyBytes caps every request body; larger ones answer 413.
+const maxBodyBytes = 1 << 20
+
+// NewServer builds the Echo instance with every route and middleware.
+func NewServer(cfg Config, log *slog.Logger, store *db.Store) *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = newErrorHandler(log)
+	e.Use(middleware.RequestID())
+	e.Use(requestLogger(log))
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			log.ErrorContext(c.Request().Context(), "panic", "error", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(middleware.BodyLimit("1M"))
+	addRoutes(e, cfg, log, store)
+	return e
+}
+
+// requestLogger logs one line per request with its id; never headers or
+// bodies, which carry API keys and secrets.
+func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogStatus:    true,
+		LogMethod:    true,
+		LogURIPath:   true,
+		LogRoutePath: true,
+		LogLatency:   true,
+		LogRequestID: true,
+		LogError:     true,
+		HandleError:  true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			level := slog.LevelInfo
+			if v.Status >= http.StatusInternalServerError {
+				level = slog.LevelError
+			}
+			log.LogAttrs(c.Request().Context(), level, "request",
+				slog.String("request_id", v.RequestID),
+				slog.String("method", v.Method),
+				slog.String("path", v.URIPath),
+				slog.String("route", v.RoutePath),
+				slog.Int("status", v.Status),
+				slog.Duration("latency", v.Latency))
+			return nil
+		},
+	})
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is the service's environment, parsed and checked once at start.
+type config struct {
+	DatabaseURL          string
+	HTTPAddr             string
+	LogLevel             slog.Level
+	LogFormat            string
+	AdminToken           string
+	MetricsToken         string
+	Role                 string
+	MigrateOnStart       bool
+	WebhookTimeout       time.Duration
+	WebhookMaxRetries    int
+	SweepInterval        time.Duration
+	SweepBatch           int
+	AllowPrivateNetworks bool
+	StripeWebhookSecret  string
+	MonerooWebhookSecret string
+	EBillingToken        string
+	ShutdownTimeout      time.Duration
+}
+
+// configError names the variable at fault, so a bad deploy fails with one clear line.
+type configError struct {
+	name, value, want string
+}
+
+func (e *configError) Error() string {
+	return fmt.Sprintf("invalid %s=%q: %s", e.name, e.value, e.want)
+}
+
+func loadConfig(getenv func(string) string) (*config, error) {
+	p := envParser{getenv: getenv}
+	cfg := &config{
+		DatabaseURL:          getenv("DATABASE_URL"),
+		HTTPAddr:             p.str("HTTP_ADDR", ":3000"),
+		LogFormat:            p.oneOf("LOG_FORMAT", "text", "json", "text"),
+		AdminToken:           getenv("ADMIN_TOKEN"),
+		MetricsToken:         getenv("METRICS_TOKEN"),
+		Role:                 p.oneOf("ROLE", "all", "all", "api", "worker"),
+		MigrateOnStart:       p.boolean("MIGRATE_ON_START", true),
+		WebhookTimeout:       p.duration("WEBHOOK_TIMEOUT", 10*time.Second),
+		WebhookMaxRetries:    p.integer("WEBHOOK_MAX_RETRIES", 5, 0, 25),
+		SweepInterval:        p.duration("WEBHOOK_SWEEP_INTERVAL", 30*time.Second),
+		SweepBatch:           p.integer("WEBHOOK_SWEEP_BATCH", 50, 1, 10000),
+		AllowPrivateNetworks: p.boolean("WEBHOOK_ALLOW_PRIVATE_NETWORKS", false),
+		StripeWebhookSecret:  getenv("STRIPE_WEBHOOK_SECRET"),
+		MonerooWebhookSecret: getenv("MONEROO_WEBHOOK_SECRET"),
+		EBillingToken:        getenv("EBILLING_CALLBACK_TOKEN"),
+		ShutdownTimeout:      p.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
+	}
+	switch level := strings.ToLower(p.str("LOG_LEVEL", "info")); level {
+	case "debug":
+		cfg.LogLevel = slog.LevelDebug
+	case "info":
+		cfg.LogLevel = slog.LevelInfo
+	case "warn", "warning":
+		cfg.LogLevel = slog.LevelWarn
+	case "error":
+		cfg.LogLevel = slog.LevelError
+	default:
+		p.fail("LOG_LEVEL", level, "want debug, info, warn or error")
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	return cfg, nil
+}
+
+// requireDatabase checks DATABASE_URL for the commands that need one.
+func (c *config) requireDatabase() error {
+	if c.DatabaseURL == "" {
+		return fmt.Errorf("DATABASE_URL is not set (make run starts a local Postgres and sets it)")
+	}
+	u, err := url.Parse(c.DatabaseURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return &configError{"DATABASE_URL", redactURL(c.DatabaseURL), "want postgres://user:pass@host:port/db"}
+	}
+	return nil
+}
+
+// redactURL hides a password before a URL reaches an error or a log.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<unparseable>"
+	}
+	return u.Redacted()
+}
+
+// envParser reads typed variables and keeps the first error.
+type envParser struct {
+	getenv func(string) string
+	err    error
+}
+
+func (p *envParser) fail(name, value, want string) {
+	if p.err == nil {
+		p.err = &configError{name, value, want}
+	}
+}
+
+func (p *envParser) str(name, def string) string {
+	if v := p.getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *envParser) oneOf(name, def string, allowed ...string) string {
+	v := p.str(name, def)
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	p.fail(name, v, "want one of "+strings.Join(allowed, ", "))
+	return def
+}
+
+func (p *envParser) duration(name string, def time.Duration) time.Duration {
+	v := p.getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.fail(name, v, "want a positive duration such as 10s")
+		return def
+	}
+	return d
+}
+
+func (p *envParser) integer(name string, def, lo, hi int) int {
+	v := p.getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		p.fail(name, v, fmt.Sprintf("want an integer from %d to %d", lo, hi))
+		return def
+	}
+	return n
+}
+
+func (p *envParser) boolean(name string, def bool) bool {
+	v := p.getenv(name)
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(name, v, "want true or false")
+		return def
+	}
+	return b
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/boohpay/boohpay/signing"
+)
+
+// webhooksCmd runs `boohpay webhooks listen`: a local endpoint that verifies
+// each delivery's two signatures and prints what arrived, for merchants
+// building their own receiver.
+func webhooksCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "listen" {
+		return errors.New("usage: boohpay webhooks listen --addr ADDR --secret SECRET")
+	}
+	fs := flag.NewFlagSet("webhooks listen", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addr := fs.String("addr", "127.0.0.1:4242", "address to listen on")
+	secret := fs.String("secret", "", "the endpoint's signing secret")
+	if err := fs.Parse(args[1:]); err != nil {
+		return fmt.Errorf("webhooks listen: %w", err)
+	}
+	if *secret == "" {
+		return errors.New("webhooks listen: --secret is required")
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("webhooks listen: %w", err)
+	}
+	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
+	srv := &http.Server{Handler: listenHandler(*secret, stdout), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func listenHandler(secret string, out io.Writer) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, "reading body", http.StatusBadRequest)
+			return
+		}
+		legacy := hmac.Equal([]byte(r.Header.Get("X-BoohPay-Signature")), []byte(signing.Legacy(secret, body)))
+		standard := verifyStandard(secret, r.Header, body)
+		fmt.Fprintf(out, "%s %s event=%s webhook-id=%s delivery=%s x-boohpay-signature=%s webhook-signature=%s\n",
+			time.Now().Format(time.RFC3339), r.Method, r.Header.Get("X-BoohPay-Event"), r.Header.Get("webhook-id"),
+			r.Header.Get("X-BoohPay-Delivery"), verdict(legacy), verdict(standard))
+		fmt.Fprintf(out, "  %s\n", body)
+		if !legacy || !standard {
+			http.Error(w, "signature mismatch", http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+// verifyStandard checks Standard Webhooks headers: any listed v1 signature
+// may match, and the timestamp must be within 5 minutes.
+func verifyStandard(secret string, h http.Header, body []byte) bool {
+	ts, err := strconv.ParseInt(h.Get("webhook-timestamp"), 10, 64)
+	if err != nil || time.Since(time.Unix(ts, 0)).Abs() > 5*time.Minute {
+		return false
+	}
+	want := signing.Standard(secret, h.Get("webhook-id"), ts, body)
+	for _, sig := range strings.Fields(h.Get("webhook-signature")) {
+		if hmac.Equal([]byte(sig), []byte(want)) {
+			return true
+		}
+	}
+	return false
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "verified"
+	}
+	return "INVALID"
+}

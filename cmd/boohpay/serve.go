@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/boohpay/boohpay/api"
+	"github.com/boohpay/boohpay/db"
+	"github.com/boohpay/boohpay/jobs"
+)
+
+// serve runs the HTTP API (ROLE all|api) and the River workers (ROLE
+// all|worker) until ctx ends, then drains both within ShutdownTimeout.
+func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
+	if err := cfg.requireDatabase(); err != nil {
+		return err
+	}
+	if cfg.MigrateOnStart {
+		if err := migrateUp(cfg.DatabaseURL); err != nil {
+			return err
+		}
+	}
+	pool, err := db.Connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store, err := db.NewStore(pool)
+	if err != nil {
+		return err
+	}
+	retries := cfg.WebhookMaxRetries
+	if retries == 0 {
+		retries = -1 // jobs.Config: 0 means the default, negative means none
+	}
+	riverClient, err := jobs.NewClient(pool, store, log, jobs.Config{
+		WebhookTimeout:    cfg.WebhookTimeout,
+		WebhookMaxRetries: retries,
+		SweepInterval:     cfg.SweepInterval,
+		SweepBatch:        cfg.SweepBatch,
+	})
+	if err != nil {
+		return err
+	}
+
+	runWorkers := cfg.Role == "all" || cfg.Role == "worker"
+	runAPI := cfg.Role == "all" || cfg.Role == "api"
+
+	if runWorkers {
+		if err := riverClient.Start(ctx); err != nil {
+			return fmt.Errorf("starting river: %w", err)
+		}
+		log.Info("workers started")
+	}
+
+	var srv *http.Server
+	serveErr := make(chan error, 1)
+	if runAPI {
+		e := api.NewServer(api.Config{
+			AdminToken:           cfg.AdminToken,
+			MetricsToken:         cfg.MetricsToken,
+			AllowPrivateNetworks: cfg.AllowPrivateNetworks,
+		}, log, store)
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("listening on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+		}
+		srv = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+		log.Info("listening", "addr", ln.Addr().String(), "role", cfg.Role)
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	}
+
+	// The parent context is already cancelled; draining gets its own bound.
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if srv != nil {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			errs = append(errs, fmt.Errorf("draining http: %w", err))
+		}
+	}
+	if runWorkers {
+		if err := riverClient.Stop(shutdownCtx); err != nil {
+			// Jobs still running past the bound are cancelled; River hands
+			// them back and the sweep or their retry picks them up again.
+			log.Warn("workers did not finish in time; cancelling", "error", err)
+			cancelCtx, cancel2 := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel2()
+			if err := riverClient.StopAndCancel(cancelCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				errs = append(errs, fmt.Errorf("stopping river: %w", err))
+			}
+		}
+	}
+	log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+func migrateUp(url string) error {
+	m, err := db.NewMigrator(url)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return m.Up()
+}

@@ -1,0 +1,62 @@
+// Package db owns BoohPay's Postgres state: the pool, the schema migrations
+// and every query, grouped one file per table. Callers get domain errors
+// (see errors.go), never pgx's.
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+)
+
+// Store runs queries on the pool. Its River client is insert-only: it puts
+// jobs into river_job inside our transactions; the workers run elsewhere.
+type Store struct {
+	Pool  *pgxpool.Pool
+	river *river.Client[pgx.Tx]
+}
+
+// NewStore returns a Store on pool.
+func NewStore(pool *pgxpool.Pool) (*Store, error) {
+	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("creating insert-only river client: %w", err)
+	}
+	return &Store{Pool: pool, river: rc}, nil
+}
+
+// Connect opens a pool on url and checks that the database answers.
+func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parsing DATABASE_URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening database pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connecting to database: %w", err)
+	}
+	return pool, nil
+}
+
+// InTx runs fn in one transaction, committing when it returns nil.
+func (s *Store) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.Pool, fn)
+}
+
+// isUniqueViolation reports whether err is Postgres' unique_violation on the
+// named constraint ("" for any).
+func isUniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" &&
+		(constraint == "" || pgErr.ConstraintName == constraint)
+}

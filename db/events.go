@@ -1,0 +1,145 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Event is something that happened to a merchant's object. Payload is the
+// exact webhook body: {"id","event","timestamp","data"}.
+type Event struct {
+	ID         uuid.UUID
+	MerchantID uuid.UUID
+	Type       string
+	ObjectID   *uuid.UUID
+	Payload    json.RawMessage
+	CreatedAt  time.Time
+}
+
+// MarshalJSON renders an event for the API: the body's data under a Stripe-like envelope.
+func (e *Event) MarshalJSON() ([]byte, error) {
+	var body struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(e.Payload, &body); err != nil {
+		return nil, err
+	}
+	return json.Marshal(struct {
+		ID        uuid.UUID       `json:"id"`
+		Object    string          `json:"object"`
+		Type      string          `json:"type"`
+		Data      json.RawMessage `json:"data"`
+		CreatedAt time.Time       `json:"created_at"`
+	}{e.ID, "event", e.Type, body.Data, e.CreatedAt})
+}
+
+const eventColumns = `id, merchant_id, type, object_id, payload, created_at`
+
+func scanEvent(row pgx.Row) (*Event, error) {
+	var e Event
+	var payload []byte
+	if err := row.Scan(&e.ID, &e.MerchantID, &e.Type, &e.ObjectID, &payload, &e.CreatedAt); err != nil {
+		return nil, notFound(err)
+	}
+	e.Payload = payload
+	return &e, nil
+}
+
+// DeliveryArgs is the River job that delivers one webhook_deliveries row.
+// It carries the id only: the body lives in our tables, not in River's
+// GIN-indexed args. Inserted here, by the outbox; worked by jobs.
+type DeliveryArgs struct {
+	DeliveryID uuid.UUID `json:"delivery_id"`
+}
+
+// Kind is the River job kind.
+func (DeliveryArgs) Kind() string { return "webhook_delivery" }
+
+// eventEmitTx records an event and, when the merchant has a webhook URL, its
+// delivery row and the River job that will send it, all in tx: either the
+// status change, the event, the delivery and the job commit together, or
+// none does.
+func (s *Store) eventEmitTx(ctx context.Context, tx pgx.Tx, merchantID uuid.UUID, webhookURL *string, typ string, objectID uuid.UUID, data any) (*Event, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	payload, err := json.Marshal(struct {
+		ID        uuid.UUID `json:"id"`
+		Event     string    `json:"event"`
+		Timestamp string    `json:"timestamp"`
+		Data      any       `json:"data"`
+	}{id, typ, now.Format(time.RFC3339Nano), data})
+	if err != nil {
+		return nil, fmt.Errorf("encoding event: %w", err)
+	}
+	var obj *uuid.UUID
+	if objectID != uuid.Nil {
+		obj = &objectID
+	}
+	e := &Event{ID: id, MerchantID: merchantID, Type: typ, ObjectID: obj, Payload: payload, CreatedAt: now}
+	if _, err := tx.Exec(ctx, `INSERT INTO events (id, merchant_id, type, object_id, payload, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, id, merchantID, typ, obj, string(payload), now); err != nil {
+		return nil, fmt.Errorf("inserting event: %w", err)
+	}
+	if webhookURL == nil || *webhookURL == "" {
+		return e, nil // no endpoint: the event is recorded, nothing is delivered
+	}
+	if _, err := s.deliveryCreateTx(ctx, tx, e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// deliveryCreateTx inserts a PENDING delivery for e and its River job.
+func (s *Store) deliveryCreateTx(ctx context.Context, tx pgx.Tx, e *Event) (uuid.UUID, error) {
+	deliveryID, err := uuid.NewV7()
+	if err != nil {
+		return uuid.Nil, err
+	}
+	res, err := s.river.InsertTx(ctx, tx, DeliveryArgs{DeliveryID: deliveryID}, nil)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("inserting delivery job: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries
+			(id, merchant_id, event_id, event_type, payload, status, next_retry_at, job_id, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, 'PENDING', now(), $6, now(), now())`,
+		deliveryID, e.MerchantID, e.ID, e.Type, string(e.Payload), res.Job.ID); err != nil {
+		return uuid.Nil, fmt.Errorf("inserting delivery: %w", err)
+	}
+	return deliveryID, nil
+}
+
+// EventGet returns a merchant's event, or ErrNotFound.
+func (s *Store) EventGet(ctx context.Context, merchantID, id uuid.UUID) (*Event, error) {
+	return scanEvent(s.Pool.QueryRow(ctx, `SELECT `+eventColumns+` FROM events WHERE id = $1 AND merchant_id = $2`, id, merchantID))
+}
+
+// EventList returns a page of a merchant's events, newest first (Filter: type).
+func (s *Store) EventList(ctx context.Context, merchantID uuid.UUID, params ListParams) ([]*Event, bool, error) {
+	return list(ctx, s, "events", eventColumns, merchantID, params, "type", func(row pgx.CollectableRow) (*Event, error) {
+		return scanEvent(row)
+	})
+}
+
+// EventEmit records an event outside any status change (webhook.test) with
+// its delivery, in its own transaction.
+func (s *Store) EventEmit(ctx context.Context, merchantID uuid.UUID, typ string, data any) (*Event, error) {
+	var e *Event
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		var webhookURL *string
+		if err := tx.QueryRow(ctx, `SELECT webhook_url FROM merchants WHERE id = $1`, merchantID).Scan(&webhookURL); err != nil {
+			return notFound(err)
+		}
+		var err error
+		e, err = s.eventEmitTx(ctx, tx, merchantID, webhookURL, typ, uuid.Nil, data)
+		return err
+	})
+	return e, err
+}

@@ -1,0 +1,59 @@
+package db
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// ListParams select one page of a merchant's objects, newest first. IDs are
+// UUIDv7, so id order is creation order and the cursor is just an id.
+type ListParams struct {
+	Limit         int        // 1..100
+	StartingAfter *uuid.UUID // the last id of the previous page
+	Filter        string     // value for the table's filter column (status or type); "" for all
+}
+
+// list runs the one paginated query every list route uses, on the
+// (merchant_id, [filter,] id DESC) indexes. It fetches one extra row to
+// answer has_more.
+//
+// The query text has no optional predicates ("$2 IS NULL OR …"), so every
+// variant's cached plan stays an index range scan.
+func list[T any](ctx context.Context, s *Store, table, columns string, merchantID uuid.UUID, params ListParams, filterColumn string, scan pgx.RowToFunc[T]) ([]T, bool, error) {
+	query := `SELECT ` + columns + ` FROM ` + table + ` WHERE merchant_id = $1`
+	args := []any{merchantID}
+	if params.Filter != "" {
+		args = append(args, params.Filter)
+		query += fmt.Sprintf(" AND %s = $%d", filterColumn, len(args))
+	}
+	if params.StartingAfter != nil {
+		args = append(args, *params.StartingAfter)
+		query += fmt.Sprintf(" AND id < $%d", len(args))
+	}
+	args = append(args, params.Limit+1)
+	query += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
+	rows, err := s.Pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("listing %s: %w", table, err)
+	}
+	items, err := pgx.CollectRows(rows, scan)
+	if err != nil {
+		return nil, false, fmt.Errorf("listing %s: %w", table, err)
+	}
+	hasMore := len(items) > params.Limit
+	if hasMore {
+		items = items[:params.Limit]
+	}
+	return items, hasMore, nil
+}
+
+// anyMerchant turns uuid.Nil into SQL NULL, meaning "no merchant scope".
+func anyMerchant(id uuid.UUID) *uuid.UUID {
+	if id == uuid.Nil {
+		return nil
+	}
+	return &id
+}

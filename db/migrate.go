@@ -1,0 +1,97 @@
+package db
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"strconv"
+
+	"github.com/golang-migrate/migrate/v4"
+	pgxmigrate "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	schema "github.com/boohpay/boohpay/sql"
+)
+
+// Migrator applies the embedded schema. golang-migrate holds a Postgres
+// advisory lock while it works, so replicas starting together take turns.
+type Migrator struct {
+	m  *migrate.Migrate
+	db *sql.DB
+}
+
+// NewMigrator opens its own connection on url (golang-migrate wants database/sql).
+func NewMigrator(url string) (*Migrator, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parsing DATABASE_URL: %w", err)
+	}
+	sqlDB := stdlib.OpenDB(*cfg)
+	driver, err := pgxmigrate.WithInstance(sqlDB, &pgxmigrate.Config{})
+	if err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("opening migration driver: %w", err)
+	}
+	src, err := iofs.New(schema.Migrations, ".")
+	if err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("reading embedded migrations: %w", err)
+	}
+	m, err := migrate.NewWithInstance("iofs", src, "pgx5", driver)
+	if err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("creating migrator: %w", err)
+	}
+	return &Migrator{m: m, db: sqlDB}, nil
+}
+
+// Up applies every pending migration.
+func (m *Migrator) Up() error {
+	if err := m.m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		return fmt.Errorf("migrating up: %w", err)
+	}
+	return nil
+}
+
+// Down rolls back n migrations.
+func (m *Migrator) Down(n int) error {
+	if err := m.m.Steps(-n); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		return fmt.Errorf("migrating down %d: %w", n, err)
+	}
+	return nil
+}
+
+// Version returns the applied version (0 when none) and whether a failed
+// migration left it dirty.
+func (m *Migrator) Version() (uint, bool, error) {
+	v, dirty, err := m.m.Version()
+	if errors.Is(err, migrate.ErrNilVersion) {
+		return 0, false, nil
+	}
+	return v, dirty, err
+}
+
+// Close releases the migrator's connection.
+func (m *Migrator) Close() error {
+	srcErr, dbErr := m.m.Close()
+	return errors.Join(srcErr, dbErr)
+}
+
+var migrationFile = regexp.MustCompile(`^(\d+)_.*\.up\.sql$`)
+
+// LatestVersion is the highest migration version embedded in the binary.
+func LatestVersion() uint {
+	entries, _ := fs.ReadDir(schema.Migrations, ".")
+	var latest uint
+	for _, e := range entries {
+		if m := migrationFile.FindStringSubmatch(e.Name()); m != nil {
+			n, _ := strconv.ParseUint(m[1], 10, 32)
+			latest = max(latest, uint(n))
+		}
+	}
+	return latest
+}

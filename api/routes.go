@@ -14,5 +14,13 @@ func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store) {
 	e.GET("/readyz", handleReadyz(store))
 
 	v1 := e.Group("/v1", requireMerchant(store))
+
+	// Payments, payouts, events.
+
+	// Webhook endpoint and deliveries.
+
+	// Provider webhooks (no API key: each provider's own signature).
+
+	// Ops.
 	_ = v1
 }

@@ -1,0 +1,152 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/boohpay/boohpay/db"
+)
+
+// decodeJSON reads a request body into dst strictly: JSON content type
+// (415 otherwise), valid UTF-8, one object, no unknown fields (400 naming
+// the field: a typo in a payment request should not pass silently), no
+// type mismatch (400 naming the field). It returns the raw body too, for
+// idempotency hashing.
+func decodeJSON(c echo.Context, dst any) ([]byte, error) {
+	req := c.Request()
+	if ct := req.Header.Get(echo.HeaderContentType); ct != "" || req.ContentLength != 0 {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != echo.MIMEApplicationJSON {
+			return nil, echo.NewHTTPError(http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		}
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			return nil, he // body limit
+		}
+		return nil, invalid("", "could not read the request body")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		body = []byte("{}")
+	}
+	if !utf8.Valid(body) {
+		return nil, invalid("", "the request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(dst); err != nil {
+		return nil, jsonError(err)
+	}
+	if dec.More() {
+		return nil, invalid("", "the request body must hold one JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, invalid("", "the request body must hold one JSON object")
+	}
+	return body, nil
+}
+
+func jsonError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return invalid("", "the request body must be a JSON object")
+		}
+		return invalid(field, fmt.Sprintf("%s must be a %s", field, jsonTypeName(typeErr.Type.Kind().String())))
+	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
+		return invalid("", "the request body is not valid JSON")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return invalid(field, fmt.Sprintf("unknown field %q", field))
+	}
+	return invalid("", "the request body is not valid JSON: "+err.Error())
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "integer"
+	case "float32", "float64":
+		return "number"
+	case "map", "struct":
+		return "object"
+	case "slice", "array":
+		return "array"
+	}
+	return kind
+}
+
+// invalid is a 400 for a malformed request, naming the parameter at fault.
+func invalid(param, msg string) error {
+	return &db.Error{Code: db.EInvalid, Param: param, Message: msg}
+}
+
+// invalidField is a 422 for a well-formed request whose field value is not acceptable.
+func invalidField(param, msg string) error {
+	return &db.Error{Code: db.EValidation, Param: param, Message: msg}
+}
+
+// pathID parses a UUID path parameter. A malformed id is treated as unknown
+// (404), the same answer as another merchant's id.
+func pathID(c echo.Context, name string) (uuid.UUID, error) {
+	id, err := uuid.Parse(c.Param(name))
+	if err != nil || len(c.Param(name)) != 36 {
+		return uuid.Nil, db.ErrNotFound
+	}
+	return id, nil
+}
+
+// listParams reads ?limit=1..100 (default 10)&starting_after=<id> and the
+// route's filter parameter (status or type).
+func listParams(c echo.Context, filter string) (db.ListParams, error) {
+	p := db.ListParams{Limit: 10, Filter: c.QueryParam(filter)}
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return p, invalid("limit", "limit must be an integer from 1 to 100")
+		}
+		p.Limit = n
+	}
+	if v := c.QueryParam("starting_after"); v != "" {
+		id, err := uuid.Parse(v)
+		if err != nil {
+			return p, invalid("starting_after", "starting_after must be an object id")
+		}
+		p.StartingAfter = &id
+	}
+	if len(p.Filter) > 64 {
+		return p, invalid(filter, filter+" is too long")
+	}
+	return p, nil
+}
+
+// listBody is the one list shape: {"object":"list","data":[…],"has_more":bool}.
+type listBody[T any] struct {
+	Object  string `json:"object"`
+	Data    []T    `json:"data"`
+	HasMore bool   `json:"has_more"`
+}
+
+func newList[T any](items []T, hasMore bool) listBody[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return listBody[T]{Object: "list", Data: items, HasMore: hasMore}
+}

@@ -16,11 +16,21 @@ func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store) {
 	v1 := e.Group("/v1", requireMerchant(store))
 
 	// Payments, payouts, events.
+	v1.POST("/payments", handlePaymentCreate(store))
+	v1.GET("/payments", handlePaymentList(store))
+	v1.GET("/payments/:id", handlePaymentGet(store))
+	v1.POST("/payments/:id/cancel", handlePaymentCancel(store))
+	v1.POST("/payments/:id/simulate", handlePaymentSimulate(store))
+	v1.POST("/payouts", handlePayoutCreate(store))
+	v1.GET("/payouts", handlePayoutList(store))
+	v1.GET("/payouts/:id", handlePayoutGet(store))
+	v1.POST("/payouts/:id/simulate", handlePayoutSimulate(store))
+	v1.GET("/events", handleEventList(store))
+	v1.GET("/events/:id", handleEventGet(store))
 
 	// Webhook endpoint and deliveries.
 
 	// Provider webhooks (no API key: each provider's own signature).
 
 	// Ops.
-	_ = v1
 }

@@ -1,0 +1,68 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"net/http"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+
+	"github.com/boohpay/boohpay/db"
+)
+
+const maxIdempotencyKeyLen = 255
+
+// createFunc does a create's work inside the request's transaction and
+// returns the object to answer with.
+type createFunc func(tx pgx.Tx) (any, error)
+
+// createIdempotent runs create in one transaction and answers 201. With an
+// Idempotency-Key header, the key's claim, the created objects and the
+// stored response commit together: the same key and body replay the first
+// response (Idempotent-Replayed: true), another body or a concurrent
+// duplicate answer 409, and no second object is ever made.
+func createIdempotent(c echo.Context, store *db.Store, body []byte, create createFunc) error {
+	ctx := c.Request().Context()
+	merchant := merchantOf(c)
+	key := c.Request().Header.Get("Idempotency-Key")
+	if len(key) > maxIdempotencyKeyLen {
+		return invalid("Idempotency-Key", "Idempotency-Key must be at most 255 characters")
+	}
+	method, path := c.Request().Method, c.Path()
+	sum := sha256.Sum256(body)
+	hash := sum[:]
+
+	var replay *db.IdempotentResponse
+	var out []byte
+	err := store.InTx(ctx, func(tx pgx.Tx) error {
+		if key != "" {
+			var err error
+			replay, err = store.IdempotencyKeyBeginTx(ctx, tx, merchant.ID, key, method, path, hash)
+			if err != nil || replay != nil {
+				return err
+			}
+		}
+		obj, err := create(tx)
+		if err != nil {
+			return err
+		}
+		if out, err = json.Marshal(obj); err != nil {
+			return err
+		}
+		if key == "" {
+			return nil
+		}
+		return store.IdempotencyKeySaveTx(ctx, tx, merchant.ID, key, method, path, hash,
+			db.IdempotentResponse{StatusCode: http.StatusCreated, Body: out})
+	})
+	if err != nil {
+		return err
+	}
+	if replay != nil {
+		c.Response().Header().Set("Idempotent-Replayed", "true")
+		return c.JSONBlob(replay.StatusCode, replay.Body)
+	}
+	return c.JSONBlob(http.StatusCreated, out)
+}
+

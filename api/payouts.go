@@ -1,0 +1,129 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+
+	"github.com/boohpay/boohpay/db"
+)
+
+type payoutCreateRequest struct {
+	Amount    *int64        `json:"amount"`
+	Currency  string        `json:"currency"`
+	Provider  string        `json:"provider"`
+	Recipient *db.Recipient `json:"recipient"`
+	Reference *string       `json:"reference"`
+}
+
+func (r *payoutCreateRequest) validate() error {
+	if err := firstErr(
+		checkAmount(r.Amount),
+		checkCurrency(r.Currency),
+		checkChoice("provider", r.Provider, providers),
+		checkText("reference", r.Reference, maxReferenceLen),
+	); err != nil {
+		return err
+	}
+	if r.Recipient == nil || (r.Recipient.Phone == nil && r.Recipient.Account == nil) {
+		return invalidField("recipient", "recipient needs a phone or an account")
+	}
+	return firstErr(
+		checkText("recipient.phone", r.Recipient.Phone, 32),
+		checkText("recipient.name", r.Recipient.Name, 200),
+		checkText("recipient.account", r.Recipient.Account, 64),
+	)
+}
+
+func handlePayoutCreate(store *db.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var req payoutCreateRequest
+		body, err := decodeJSON(c, &req)
+		if err != nil {
+			return err
+		}
+		if err := req.validate(); err != nil {
+			return err
+		}
+		merchant := merchantOf(c)
+		return createIdempotent(c, store, body, func(tx pgx.Tx) (any, error) {
+			return store.PayoutCreateTx(c.Request().Context(), tx, db.PayoutCreateParams{
+				MerchantID: merchant.ID,
+				Amount:     *req.Amount,
+				Currency:   req.Currency,
+				Provider:   req.Provider,
+				Recipient:  *req.Recipient,
+				Reference:  req.Reference,
+			})
+		})
+	}
+}
+
+func handlePayoutGet(store *db.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathID(c, "id")
+		if err != nil {
+			return err
+		}
+		p, err := store.PayoutGet(c.Request().Context(), merchantOf(c).ID, id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, p)
+	}
+}
+
+var payoutStatuses = []string{db.PayoutPending, db.PayoutProcessing, db.PayoutSucceeded, db.PayoutFailed}
+
+func handlePayoutList(store *db.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		params, err := listParams(c, "status")
+		if err != nil {
+			return err
+		}
+		if params.Filter != "" && !oneOf(params.Filter, payoutStatuses) {
+			return invalid("status", "status must be one of PENDING, PROCESSING, SUCCEEDED, FAILED")
+		}
+		items, hasMore, err := store.PayoutList(c.Request().Context(), merchantOf(c).ID, params)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, newList(items, hasMore))
+	}
+}
+
+// handlePayoutSimulate drives a sandbox payout through any legal transition.
+func handlePayoutSimulate(store *db.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathID(c, "id")
+		if err != nil {
+			return err
+		}
+		var req simulateRequest
+		if _, err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+		if err := firstErr(checkChoice("status", req.Status, payoutStatuses),
+			checkText("failure_reason", req.FailureReason, maxDescriptionLen)); err != nil {
+			return err
+		}
+		ctx := c.Request().Context()
+		merchantID := merchantOf(c).ID
+		current, err := store.PayoutGet(ctx, merchantID, id)
+		if err != nil {
+			return err
+		}
+		if current.Provider != "sandbox" {
+			return &db.Error{Code: db.EConflict, Param: "provider",
+				Message: "simulate works only on payouts with provider sandbox"}
+		}
+		p, _, err := store.PayoutTransition(ctx, db.TransitionParams{
+			MerchantID: merchantID, ID: id, Status: req.Status, FailureReason: req.FailureReason,
+		})
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, p)
+	}
+}

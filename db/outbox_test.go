@@ -1,0 +1,228 @@
+package db_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertest"
+	"github.com/stretchr/testify/require"
+
+	"github.com/boohpay/boohpay/db"
+	"github.com/boohpay/boohpay/db/dbtest"
+)
+
+type outboxBundle struct {
+	store    *db.Store
+	merchant *db.Merchant
+}
+
+func setupOutbox(t *testing.T, webhookURL string) *outboxBundle {
+	t.Helper()
+	store := dbtest.Store(t)
+	nm, err := store.MerchantCreate(context.Background(), "Outbox Test", webhookURL)
+	require.NoError(t, err)
+	return &outboxBundle{store: store, merchant: nm.Merchant}
+}
+
+func (b *outboxBundle) createPayment(t *testing.T, gateway string) *db.Payment {
+	t.Helper()
+	ctx := context.Background()
+	var p *db.Payment
+	require.NoError(t, b.store.InTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		p, err = b.store.PaymentCreateTx(ctx, tx, db.PaymentCreateParams{
+			MerchantID: b.merchant.ID, Amount: 5000, Currency: "XAF", Gateway: gateway,
+		})
+		return err
+	}))
+	return p
+}
+
+func count(t *testing.T, store *db.Store, query string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, store.Pool.QueryRow(context.Background(), query, args...).Scan(&n))
+	return n
+}
+
+func TestOutboxWritesStatusEventDeliveryAndJobInOneTx(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupOutbox(t, "")
+	p := b.createPayment(t, "sandbox") // no URL yet: payment.pending is recorded, not delivered
+	// The old service's operator statement sets the endpoint.
+	_, err := b.store.Pool.Exec(ctx, `UPDATE merchants SET webhook_url = 'https://merchant.example.com/webhooks', webhook_secret = 'secret-key' WHERE id = $1`, b.merchant.ID)
+	require.NoError(t, err)
+
+	tx, err := b.store.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+
+	moved, changed, err := b.store.PaymentTransitionTx(ctx, tx, db.TransitionParams{ID: p.ID, Status: db.PaymentSucceeded})
+	require.NoError(t, err)
+	require.True(t, changed)
+	require.Equal(t, db.PaymentSucceeded, moved.Status)
+
+	// Inside the transaction: the delivery row and its job are there.
+	var deliveryID string
+	var jobID int64
+	var payload []byte
+	require.NoError(t, tx.QueryRow(ctx, `SELECT d.id, d.job_id, d.payload::text FROM webhook_deliveries d
+		JOIN events e ON e.id = d.event_id WHERE e.type = 'payment.succeeded' AND e.object_id = $1`, p.ID).
+		Scan(&deliveryID, &jobID, &payload))
+	job := rivertest.RequireInsertedTx[*riverpgxv5.Driver](ctx, t, tx, &db.DeliveryArgs{}, nil)
+	require.Equal(t, deliveryID, job.Args.DeliveryID.String())
+
+	var body struct {
+		ID        string          `json:"id"`
+		Event     string          `json:"event"`
+		Timestamp string          `json:"timestamp"`
+		Data      json.RawMessage `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(payload, &body))
+	require.Equal(t, "payment.succeeded", body.Event)
+	var data map[string]any
+	require.NoError(t, json.Unmarshal(body.Data, &data))
+	require.Equal(t, "payment", data["object"])
+	require.Equal(t, "SUCCEEDED", data["status"])
+	require.Equal(t, p.ID.String(), data["id"])
+
+	// Rolled back: none of it exists.
+	require.NoError(t, tx.Rollback(ctx))
+	require.Equal(t, 0, count(t, b.store, `SELECT count(*) FROM events WHERE type = 'payment.succeeded'`))
+	require.Equal(t, 0, count(t, b.store, `SELECT count(*) FROM webhook_deliveries`))
+	require.Equal(t, 0, count(t, b.store, `SELECT count(*) FROM river_job`))
+	got, err := b.store.PaymentGet(ctx, b.merchant.ID, p.ID)
+	require.NoError(t, err)
+	require.Equal(t, db.PaymentPending, got.Status)
+}
+
+func TestOutboxDeliveryPayloadIsTheEventBody(t *testing.T) {
+	t.Parallel()
+	b := setupOutbox(t, "https://merchant.example.com/hooks")
+	p := b.createPayment(t, "sandbox")
+	require.Equal(t, 1, count(t, b.store, `SELECT count(*) FROM events e JOIN webhook_deliveries d ON d.event_id = e.id
+		WHERE e.object_id = $1 AND e.type = 'payment.pending' AND d.event_type = e.type
+		AND d.payload::text = e.payload::text AND d.status = 'PENDING'`, p.ID))
+}
+
+func TestOutboxWithoutWebhookURLRecordsEventOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupOutbox(t, "")
+	p := b.createPayment(t, "sandbox")
+	_, changed, err := b.store.PaymentTransition(ctx, db.TransitionParams{ID: p.ID, MerchantID: b.merchant.ID, Status: db.PaymentFailed})
+	require.NoError(t, err)
+	require.True(t, changed)
+	require.Equal(t, 2, count(t, b.store, `SELECT count(*) FROM events WHERE object_id = $1`, p.ID))
+	require.Equal(t, 0, count(t, b.store, `SELECT count(*) FROM webhook_deliveries`))
+	require.Equal(t, 0, count(t, b.store, `SELECT count(*) FROM river_job`))
+}
+
+func TestTransitionRules(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupOutbox(t, "")
+	p := b.createPayment(t, "sandbox")
+	move := func(status string) (bool, error) {
+		_, changed, err := b.store.PaymentTransition(ctx, db.TransitionParams{ID: p.ID, MerchantID: b.merchant.ID, Status: status})
+		return changed, err
+	}
+	changed, err := move(db.PaymentAuthorized)
+	require.NoError(t, err)
+	require.True(t, changed)
+
+	changed, err = move(db.PaymentAuthorized) // same status: no-op, no event
+	require.NoError(t, err)
+	require.False(t, changed)
+
+	_, err = move(db.PaymentRefunded) // AUTHORIZED → REFUNDED is not a move
+	require.Equal(t, db.EInvalidTransition, db.ErrorCode(err))
+
+	_, err = move(db.PaymentSucceeded)
+	require.NoError(t, err)
+	_, err = move(db.PaymentFailed) // a SUCCEEDED payment stays succeeded
+	require.Equal(t, db.EInvalidTransition, db.ErrorCode(err))
+	_, err = move(db.PaymentRefunded)
+	require.NoError(t, err)
+
+	var types []string
+	rows, err := b.store.Pool.Query(ctx, `SELECT type FROM events WHERE object_id = $1 ORDER BY id`, p.ID)
+	require.NoError(t, err)
+	types, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"payment.pending", "payment.authorized", "payment.succeeded", "payment.refunded"}, types)
+
+	// Another merchant cannot move it, and learns nothing: not found.
+	other, err := b.store.MerchantCreate(ctx, "Other", "")
+	require.NoError(t, err)
+	_, _, err = b.store.PaymentTransition(ctx, db.TransitionParams{ID: p.ID, MerchantID: other.Merchant.ID, Status: db.PaymentCancelled})
+	require.True(t, errors.Is(err, db.ErrNotFound))
+}
+
+func TestConcurrentTransitionsEmitOneEventPerRealChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupOutbox(t, "https://merchant.example.com/hooks")
+	p := b.createPayment(t, "sandbox")
+
+	const n = 12
+	var wg sync.WaitGroup
+	changes := make(chan bool, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status := db.PaymentSucceeded
+			if i%2 == 1 {
+				status = db.PaymentFailed // loses to SUCCEEDED or wins: either way one terminal move
+			}
+			_, changed, err := b.store.PaymentTransition(ctx, db.TransitionParams{ID: p.ID, Status: status})
+			if err != nil && db.ErrorCode(err) != db.EInvalidTransition {
+				t.Error(err)
+			}
+			changes <- changed
+		}()
+	}
+	wg.Wait()
+	close(changes)
+	real := 0
+	for c := range changes {
+		if c {
+			real++
+		}
+	}
+	require.Equal(t, 1, real)
+	require.Equal(t, 2, count(t, b.store, `SELECT count(*) FROM events WHERE object_id = $1`, p.ID))
+	require.Equal(t, 2, count(t, b.store, `SELECT count(*) FROM webhook_deliveries`))
+	require.Equal(t, 2, count(t, b.store, `SELECT count(*) FROM river_job WHERE kind = 'webhook_delivery'`))
+}
+
+func TestPayoutTransitions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupOutbox(t, "https://merchant.example.com/hooks")
+	phone := "+241077000000"
+	var po *db.Payout
+	require.NoError(t, b.store.InTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		po, err = b.store.PayoutCreateTx(ctx, tx, db.PayoutCreateParams{
+			MerchantID: b.merchant.ID, Amount: 2500, Currency: "XAF", Provider: "sandbox",
+			Recipient: db.Recipient{Phone: &phone},
+		})
+		return err
+	}))
+	for _, s := range []string{db.PayoutProcessing, db.PayoutSucceeded} {
+		_, changed, err := b.store.PayoutTransition(ctx, db.TransitionParams{ID: po.ID, MerchantID: b.merchant.ID, Status: s})
+		require.NoError(t, err)
+		require.True(t, changed)
+	}
+	_, _, err := b.store.PayoutTransition(ctx, db.TransitionParams{ID: po.ID, Status: db.PayoutFailed})
+	require.Equal(t, db.EInvalidTransition, db.ErrorCode(err))
+	require.Equal(t, 3, count(t, b.store, `SELECT count(*) FROM webhook_deliveries WHERE event_type LIKE 'payout.%'`))
+}

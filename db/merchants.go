@@ -126,14 +126,3 @@ func (s *Store) APIKeyRevoke(ctx context.Context, key string) error {
 	_, err := s.Pool.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1 AND revoked_at IS NULL`, hash[:])
 	return err
 }
-
-// SchemaVersion returns golang-migrate's recorded version and dirty flag.
-func (s *Store) SchemaVersion(ctx context.Context) (uint, bool, error) {
-	var v int64
-	var dirty bool
-	err := s.Pool.QueryRow(ctx, `SELECT version, dirty FROM schema_migrations LIMIT 1`).Scan(&v, &dirty)
-	if err != nil {
-		return 0, false, fmt.Errorf("reading schema version: %w", err)
-	}
-	return uint(v), dirty, nil
-}

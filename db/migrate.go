@@ -1,6 +1,7 @@
 package db
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -11,7 +12,9 @@ import (
 	"github.com/golang-migrate/migrate/v4"
 	pgxmigrate "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	schema "github.com/boohpay/boohpay/sql"
@@ -57,8 +60,16 @@ func (m *Migrator) Up() error {
 	return nil
 }
 
-// Down rolls back n migrations.
+// Down rolls back n migrations. Asking for more than are applied is refused
+// before anything changes.
 func (m *Migrator) Down(n int) error {
+	v, _, err := m.Version()
+	if err != nil {
+		return fmt.Errorf("reading schema version: %w", err)
+	}
+	if applied := appliedCount(v); n > applied {
+		return fmt.Errorf("migrating down %d: only %d migrations are applied (version %d)", n, applied, v)
+	}
 	if err := m.m.Steps(-n); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		return fmt.Errorf("migrating down %d: %w", n, err)
 	}
@@ -81,17 +92,53 @@ func (m *Migrator) Close() error {
 	return errors.Join(srcErr, dbErr)
 }
 
+// SchemaVersion returns golang-migrate's recorded version and dirty flag:
+// 0 for a database never migrated or migrated all the way down.
+func (s *Store) SchemaVersion(ctx context.Context) (uint, bool, error) {
+	var v int64
+	var dirty bool
+	err := s.Pool.QueryRow(ctx, `SELECT version, dirty FROM schema_migrations LIMIT 1`).Scan(&v, &dirty)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UndefinedTable:
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("reading schema version: %w", err)
+	}
+	return uint(v), dirty, nil
+}
+
 var migrationFile = regexp.MustCompile(`^(\d+)_.*\.up\.sql$`)
 
-// LatestVersion is the highest migration version embedded in the binary.
-func LatestVersion() uint {
-	entries, _ := fs.ReadDir(schema.Migrations, ".")
-	var latest uint
+// versions lists the migration versions embedded in the binary, ascending.
+func versions() []uint {
+	entries, _ := fs.ReadDir(schema.Migrations, ".") // sorted by name, and names are zero-padded
+	var out []uint
 	for _, e := range entries {
 		if m := migrationFile.FindStringSubmatch(e.Name()); m != nil {
 			n, _ := strconv.ParseUint(m[1], 10, 32)
-			latest = max(latest, uint(n))
+			out = append(out, uint(n))
 		}
 	}
-	return latest
+	return out
+}
+
+// LatestVersion is the highest migration version embedded in the binary.
+func LatestVersion() uint {
+	vs := versions()
+	if len(vs) == 0 {
+		return 0
+	}
+	return vs[len(vs)-1]
+}
+
+// appliedCount is how many embedded migrations a database at version v has applied.
+func appliedCount(v uint) int {
+	n := 0
+	for _, x := range versions() {
+		if x <= v {
+			n++
+		}
+	}
+	return n
 }

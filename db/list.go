@@ -19,22 +19,8 @@ type ListParams struct {
 // list runs the one paginated query every list route uses, on the
 // (merchant_id, [filter,] id DESC) indexes. It fetches one extra row to
 // answer has_more.
-//
-// The query text has no optional predicates ("$2 IS NULL OR …"), so every
-// variant's cached plan stays an index range scan.
 func list[T any](ctx context.Context, s *Store, table, columns string, merchantID uuid.UUID, params ListParams, filterColumn string, scan pgx.RowToFunc[T]) ([]T, bool, error) {
-	query := `SELECT ` + columns + ` FROM ` + table + ` WHERE merchant_id = $1`
-	args := []any{merchantID}
-	if params.Filter != "" {
-		args = append(args, params.Filter)
-		query += fmt.Sprintf(" AND %s = $%d", filterColumn, len(args))
-	}
-	if params.StartingAfter != nil {
-		args = append(args, *params.StartingAfter)
-		query += fmt.Sprintf(" AND id < $%d", len(args))
-	}
-	args = append(args, params.Limit+1)
-	query += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
+	query, args := listQuery(table, columns, filterColumn, merchantID, params)
 	rows, err := s.Pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("listing %s: %w", table, err)
@@ -48,6 +34,24 @@ func list[T any](ctx context.Context, s *Store, table, columns string, merchantI
 		items = items[:params.Limit]
 	}
 	return items, hasMore, nil
+}
+
+// listQuery builds the page query. Its text has no optional predicates
+// ("$2 IS NULL OR …"), so each variant's cached plan stays an index range scan.
+func listQuery(table, columns, filterColumn string, merchantID uuid.UUID, params ListParams) (string, []any) {
+	query := `SELECT ` + columns + ` FROM ` + table + ` WHERE merchant_id = $1`
+	args := []any{merchantID}
+	if params.Filter != "" {
+		args = append(args, params.Filter)
+		query += fmt.Sprintf(" AND %s = $%d", filterColumn, len(args))
+	}
+	if params.StartingAfter != nil {
+		args = append(args, *params.StartingAfter)
+		query += fmt.Sprintf(" AND id < $%d", len(args))
+	}
+	args = append(args, params.Limit+1)
+	query += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
+	return query, args
 }
 
 // anyMerchant turns uuid.Nil into SQL NULL, meaning "no merchant scope".

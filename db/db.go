@@ -18,8 +18,9 @@ import (
 // Store runs queries on the pool. Its River client is insert-only: it puts
 // jobs into river_job inside our transactions; the workers run elsewhere.
 type Store struct {
-	Pool  *pgxpool.Pool
-	river *river.Client[pgx.Tx]
+	Pool     *pgxpool.Pool
+	river    *river.Client[pgx.Tx]
+	observer Observer // told of committed status changes; see observer.go
 }
 
 // NewStore returns a Store on pool.
@@ -48,9 +49,23 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// InTx runs fn in one transaction, committing when it returns nil.
+// InTx runs fn in one transaction, committing when it returns nil. Once the
+// commit succeeds, the payment and payout changes made in it are reported to
+// the Store's Observer (see observer.go).
 func (s *Store) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.Pool, fn)
+	otx := &observedTx{}
+	if err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		otx.Tx = tx
+		return fn(otx)
+	}); err != nil {
+		return err
+	}
+	if s.observer != nil {
+		for _, note := range otx.notes {
+			note(s.observer)
+		}
+	}
+	return nil
 }
 
 // isUniqueViolation reports whether err is Postgres' unique_violation on the

@@ -97,6 +97,7 @@ func (s *Store) PaymentCreateTx(ctx context.Context, tx pgx.Tx, params PaymentCr
 	if _, err := s.eventEmitTx(ctx, tx, p.MerchantID, webhookURL, "payment.pending", p.ID, p); err != nil {
 		return nil, err
 	}
+	notePayment(tx, p, true) // metrics, once tx commits
 	return p, nil
 }
 
@@ -161,6 +162,7 @@ func (s *Store) PaymentTransitionTx(ctx context.Context, tx pgx.Tx, params Trans
 	if _, err := s.eventEmitTx(ctx, tx, p.MerchantID, webhookURL, eventType("payment", p.Status), p.ID, p); err != nil {
 		return nil, false, err
 	}
+	notePayment(tx, p, false) // metrics, once tx commits
 	return p, true, nil
 }
 

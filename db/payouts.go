@@ -91,6 +91,7 @@ func (s *Store) PayoutCreateTx(ctx context.Context, tx pgx.Tx, params PayoutCrea
 	if _, err := s.eventEmitTx(ctx, tx, p.MerchantID, webhookURL, "payout.pending", p.ID, p); err != nil {
 		return nil, err
 	}
+	notePayout(tx, p) // metrics, once tx commits
 	return p, nil
 }
 
@@ -139,6 +140,7 @@ func (s *Store) PayoutTransitionTx(ctx context.Context, tx pgx.Tx, params Transi
 	if _, err := s.eventEmitTx(ctx, tx, p.MerchantID, webhookURL, eventType("payout", p.Status), p.ID, p); err != nil {
 		return nil, false, err
 	}
+	notePayout(tx, p) // metrics, once tx commits
 	return p, true, nil
 }
 

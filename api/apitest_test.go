@@ -32,7 +32,7 @@ func newAPITest(t *testing.T) *apiTest {
 	store := dbtest.Store(t)
 	nm, err := store.MerchantCreate(context.Background(), "API Test", "https://merchant.example.com/hooks")
 	require.NoError(t, err)
-	e := api.NewServer(api.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), store)
+	e := api.NewServer(api.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), store, nil)
 	return &apiTest{t: t, e: e, store: store, merchant: nm.Merchant, key: nm.APIKey}
 }
 

@@ -6,10 +6,11 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/boohpay/boohpay/db"
+	"github.com/boohpay/boohpay/metrics"
 )
 
 // addRoutes lists every route the service answers: the API surface at a glance.
-func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store) {
+func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store, m *metrics.Metrics) {
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(store))
 
@@ -33,4 +34,5 @@ func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store) {
 	// Provider webhooks (no API key: each provider's own signature).
 
 	// Ops.
+	e.GET("/metrics", handleMetrics(m), requireToken(cfg.MetricsToken, false))
 }

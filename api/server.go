@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/boohpay/boohpay/db"
+	"github.com/boohpay/boohpay/metrics"
 )
 
 // Config is what the HTTP layer needs from the environment.
@@ -23,13 +24,15 @@ type Config struct {
 // maxBodyBytes caps every request body; larger ones answer 413.
 const maxBodyBytes = 1 << 20
 
-// NewServer builds the Echo instance with every route and middleware.
-func NewServer(cfg Config, log *slog.Logger, store *db.Store) *echo.Echo {
+// NewServer builds the Echo instance with every route and middleware. m
+// records the HTTP metrics and is served on GET /metrics; nil records nothing.
+func NewServer(cfg Config, log *slog.Logger, store *db.Store, m *metrics.Metrics) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = newErrorHandler(log)
 	e.Use(middleware.RequestID())
+	e.Use(recordRequests(m, e))
 	e.Use(requestLogger(log))
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -38,7 +41,7 @@ func NewServer(cfg Config, log *slog.Logger, store *db.Store) *echo.Echo {
 		},
 	}))
 	e.Use(middleware.BodyLimit("1M"))
-	addRoutes(e, cfg, log, store)
+	addRoutes(e, cfg, log, store, m)
 	return e
 }
 

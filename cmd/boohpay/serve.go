@@ -9,9 +9,12 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/boohpay/boohpay/api"
 	"github.com/boohpay/boohpay/db"
 	"github.com/boohpay/boohpay/jobs"
+	"github.com/boohpay/boohpay/metrics"
 )
 
 // serve runs the HTTP API (ROLE all|api) and the River workers (ROLE
@@ -34,6 +37,9 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The service's own registry, never Prometheus' global one.
+	m := metrics.New(prometheus.NewRegistry(), metrics.Config{Pool: pool, Logger: log})
+	store.SetObserver(m) // payments_total & co., counted after commit
 	retries := cfg.WebhookMaxRetries
 	if retries == 0 {
 		retries = -1 // jobs.Config: 0 means the default, negative means none
@@ -52,6 +58,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	runAPI := cfg.Role == "all" || cfg.Role == "api"
 
 	if runWorkers {
+		defer m.SubscribeRiver(riverClient)()
 		if err := riverClient.Start(ctx); err != nil {
 			return fmt.Errorf("starting river: %w", err)
 		}
@@ -65,12 +72,12 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			AdminToken:           cfg.AdminToken,
 			MetricsToken:         cfg.MetricsToken,
 			AllowPrivateNetworks: cfg.AllowPrivateNetworks,
-		}, log, store)
+		}, log, store, m)
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("listening on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 		}
-		srv = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+		srv = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ConnState: m.ConnState}
 		log.Info("listening", "addr", ln.Addr().String(), "role", cfg.Role)
 		go func() { serveErr <- srv.Serve(ln) }()
 	}

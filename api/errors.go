@@ -15,11 +15,13 @@ type errorBody struct {
 	Error errorDetail `json:"error"`
 }
 
+// errorDetail always carries all four keys; param is null unless one
+// parameter is at fault.
 type errorDetail struct {
-	Type    string `json:"type"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Param   string `json:"param,omitempty"`
+	Type    string  `json:"type"`
+	Code    string  `json:"code"`
+	Message string  `json:"message"`
+	Param   *string `json:"param"`
 }
 
 // statusOf is the one map from domain error code to HTTP status and error type.
@@ -78,7 +80,11 @@ func errorResponse(err error) (int, errorBody) {
 			if code == db.ENotFound {
 				code = "resource_missing"
 			}
-			return s.status, errorBody{errorDetail{Type: s.typ, Code: code, Message: de.Message, Param: de.Param}}
+			var param *string
+			if de.Param != "" {
+				param = &de.Param
+			}
+			return s.status, errorBody{errorDetail{Type: s.typ, Code: code, Message: de.Message, Param: param}}
 		}
 	}
 	var he *echo.HTTPError

@@ -21,8 +21,9 @@ type Config struct {
 	AllowPrivateNetworks bool
 }
 
-// maxBodyBytes caps every request body; larger ones answer 413.
-const maxBodyBytes = 1 << 20
+// maxBodyBytes caps every request body; larger ones answer 413. Spelled
+// "1MiB" because Echo's size parser reads "1M" as 1,000,000 bytes.
+const maxBodyBytes = "1MiB"
 
 // NewServer builds the Echo instance with every route and middleware. m
 // records the HTTP metrics and is served on GET /metrics; nil records nothing.
@@ -40,7 +41,7 @@ func NewServer(cfg Config, log *slog.Logger, store *db.Store, m *metrics.Metrics
 			return err
 		},
 	}))
-	e.Use(middleware.BodyLimit("1M"))
+	e.Use(middleware.BodyLimit(maxBodyBytes))
 	addRoutes(e, cfg, log, store, m)
 	return e
 }

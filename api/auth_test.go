@@ -1,0 +1,129 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/boohpay/boohpay/db/dbtest"
+)
+
+type authBundle struct {
+	*serverBundle
+	key, otherKey string
+}
+
+func setupAuth(t *testing.T) *authBundle {
+	t.Helper()
+	s := setupServer(t, dbtest.Store(t))
+	ctx := context.Background()
+	a, err := s.store.MerchantCreate(ctx, "Auth A", "")
+	require.NoError(t, err)
+	b, err := s.store.MerchantCreate(ctx, "Auth B", "")
+	require.NoError(t, err)
+	// One payment for A, so a list answered for A is told apart from B's.
+	req := httptest.NewRequest(http.MethodPost, "/v1/payments",
+		strings.NewReader(`{"amount":5000,"currency":"XAF","gateway":"sandbox"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+a.APIKey)
+	res := s.serve(req)
+	require.Equal(t, http.StatusCreated, res.Code, "%s", res.Body)
+	return &authBundle{serverBundle: s, key: a.APIKey, otherKey: b.APIKey}
+}
+
+// get sends GET path with headers given as name, value pairs.
+func (b *authBundle) get(path string, headers ...string) *response {
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return b.serve(req)
+}
+
+func paymentCount(t *testing.T, res *response) int {
+	t.Helper()
+	require.Equal(t, http.StatusOK, res.Code, "%s", res.Body)
+	var list struct{ Data []any }
+	require.NoError(t, json.Unmarshal(res.Body, &list))
+	return len(list.Data)
+}
+
+func TestAuthAcceptsAValidKey(t *testing.T) {
+	t.Parallel()
+	b := setupAuth(t)
+	for name, headers := range map[string][]string{
+		"bearer":            {"Authorization", "Bearer " + b.key},
+		"bearer lower case": {"Authorization", "bearer " + b.key},
+		"x-api-key":         {"X-API-Key", b.key},
+	} {
+		require.Equal(t, 1, paymentCount(t, b.get("/v1/payments", headers...)), name)
+	}
+	// The key decides the merchant: B sees none of A's payments.
+	require.Equal(t, 0, paymentCount(t, b.get("/v1/payments", "Authorization", "Bearer "+b.otherKey)))
+}
+
+func TestAuthRejects(t *testing.T) {
+	t.Parallel()
+	b := setupAuth(t)
+	revoked, err := b.store.MerchantCreate(context.Background(), "Revoked", "")
+	require.NoError(t, err)
+	require.NoError(t, b.store.APIKeyRevoke(context.Background(), revoked.APIKey))
+
+	for name, headers := range map[string][]string{
+		"missing":                {},
+		"empty bearer":           {"Authorization", "Bearer "},
+		"wrong key":              {"Authorization", "Bearer bp_wrongwrongwrongwrongwrongwrongwrong"},
+		"key with a byte more":   {"Authorization", "Bearer " + b.key + "x"},
+		"revoked key":            {"Authorization", "Bearer " + revoked.APIKey},
+		"revoked key, x-api-key": {"X-API-Key", revoked.APIKey},
+		"basic scheme":           {"Authorization", "Basic " + b.key},
+		"no scheme":              {"Authorization", b.key},
+		"wrong x-api-key":        {"X-API-Key", "bp_nope"},
+	} {
+		for _, path := range []string{"/v1/payments", "/v1/no-such-route"} {
+			res := b.get(path, headers...)
+			detail := requireError(t, res, http.StatusUnauthorized, "authentication_error", "unauthorized")
+			require.Nil(t, detail["param"], name)
+			// Missing, wrong and revoked keys are told apart by nothing.
+			require.Equal(t, "a valid API key is required: Authorization: Bearer <key>", detail["message"], name)
+		}
+	}
+}
+
+func TestAuthUnknownRouteWithValidKeyIs404(t *testing.T) {
+	t.Parallel()
+	b := setupAuth(t)
+	res := b.get("/v1/no-such-route", "Authorization", "Bearer "+b.key)
+	requireError(t, res, http.StatusNotFound, "invalid_request_error", "resource_missing")
+}
+
+// TestAPIKeyNeverLogged sends keys every way a client might, good and bad,
+// and with the database down, and looks for them in the debug-level log.
+func TestAPIKeyNeverLogged(t *testing.T) {
+	t.Parallel()
+	b := setupAuth(t)
+	const wrong = "bp_thisisawrongkeythatmustnotbelogged0"
+	b.get("/v1/payments", "Authorization", "Bearer "+b.key)
+	b.get("/v1/payments", "X-API-Key", b.key)
+	b.get("/v1/payments/not-a-uuid", "Authorization", "Bearer "+b.key)
+	b.get("/v1/payments", "Authorization", "Bearer "+wrong)
+	b.get("/v1/payments", "Authorization", "Basic "+wrong)
+	require.NoError(t, b.store.APIKeyRevoke(context.Background(), b.key))
+	b.get("/v1/payments", "Authorization", "Bearer "+b.key)
+	b.store.Pool.Close() // now every lookup fails inside: a 5xx, logged in full
+	res := b.get("/v1/payments", "Authorization", "Bearer "+b.otherKey)
+	require.Equal(t, http.StatusInternalServerError, res.Code)
+
+	logs := b.logs.String()
+	require.Contains(t, logs, `"status":401`, "the requests were logged")
+	require.Contains(t, logs, `"level":"ERROR"`)
+	for _, key := range []string{b.key, b.otherKey, wrong} {
+		secretPart := key[len("bp_")+6:] // what the stored prefix does not reveal
+		require.NotContains(t, logs, secretPart)
+	}
+}

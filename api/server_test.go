@@ -1,0 +1,198 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+	"github.com/stretchr/testify/require"
+
+	"github.com/boohpay/boohpay/api"
+	"github.com/boohpay/boohpay/db"
+	"github.com/boohpay/boohpay/db/dbtest"
+)
+
+// logBuffer collects a server's log output; handlers log from many goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// serverBundle is a whole API on store with its logs captured at debug level.
+type serverBundle struct {
+	e     *echo.Echo
+	store *db.Store
+	logs  *logBuffer
+}
+
+func setupServer(t *testing.T, store *db.Store) *serverBundle {
+	t.Helper()
+	logs := &logBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return &serverBundle{e: api.NewServer(api.Config{}, log, store, nil), store: store, logs: logs}
+}
+
+func (s *serverBundle) serve(req *http.Request) *response {
+	rec := httptest.NewRecorder()
+	s.e.ServeHTTP(rec, req)
+	return &response{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+}
+
+// requireError checks the SPEC's error shape, exactly its four keys, and
+// returns the detail.
+func requireError(t *testing.T, res *response, status int, typ, code string) map[string]any {
+	t.Helper()
+	require.Equal(t, status, res.Code, "body: %s", res.Body)
+	require.Equal(t, "application/json", strings.Split(res.Header.Get("Content-Type"), ";")[0])
+	var body map[string]map[string]any
+	require.NoError(t, json.Unmarshal(res.Body, &body), "body: %s", res.Body)
+	require.Len(t, body, 1, "body: %s", res.Body)
+	detail := body["error"]
+	require.Len(t, detail, 4, "want type, code, message, param: %s", res.Body)
+	require.Contains(t, detail, "param")
+	require.Equal(t, typ, detail["type"])
+	require.Equal(t, code, detail["code"])
+	require.NotEmpty(t, detail["message"])
+	return detail
+}
+
+func TestBodyLimit(t *testing.T) {
+	t.Parallel()
+	s := setupServer(t, dbtest.Store(t))
+	nm, err := s.store.MerchantCreate(context.Background(), "Body", "")
+	require.NoError(t, err)
+
+	// A body of n bytes that is valid JSON with a description too long to
+	// pass validation: under the limit it reaches the handler (422), over it
+	// never does (413).
+	bodyOf := func(n int) []byte {
+		head := `{"amount":5000,"currency":"XAF","gateway":"sandbox","description":"`
+		tail := `"}`
+		return []byte(head + strings.Repeat("x", n-len(head)-len(tail)) + tail)
+	}
+	post := func(body []byte, chunked bool) *response {
+		req := httptest.NewRequest(http.MethodPost, "/v1/payments", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+nm.APIKey)
+		if chunked {
+			req.ContentLength = -1 // no Content-Length: the limit applies while reading
+		}
+		return s.serve(req)
+	}
+
+	for _, chunked := range []bool{false, true} {
+		res := post(bodyOf(2<<20), chunked)
+		requireError(t, res, http.StatusRequestEntityTooLarge, "invalid_request_error", "body_too_large")
+
+		res = post(bodyOf(1<<20+1), chunked)
+		requireError(t, res, http.StatusRequestEntityTooLarge, "invalid_request_error", "body_too_large")
+
+		res = post(bodyOf(1<<20), chunked)
+		require.NotEqual(t, http.StatusRequestEntityTooLarge, res.Code, "exactly 1 MiB is allowed (chunked=%v)", chunked)
+		require.Less(t, res.Code, 500, "%s", res.Body)
+	}
+	require.Zero(t, countRows(t, s.store, `SELECT count(*) FROM payments`))
+}
+
+func TestInternalErrorsShowNoInternals(t *testing.T) {
+	t.Parallel()
+	s := setupServer(t, dbtest.Store(t))
+	const secret = "password=hunter2 at 10.0.0.7:5432"
+	s.e.GET("/test/error", func(c echo.Context) error {
+		return errors.New("querying payments: " + secret)
+	})
+	s.e.GET("/test/panic", func(c echo.Context) error {
+		panic("nil map write near " + secret)
+	})
+	s.e.GET("/test/http-500", func(c echo.Context) error {
+		return echo.NewHTTPError(http.StatusInternalServerError, secret)
+	})
+	s.e.GET("/test/unavailable", func(c echo.Context) error {
+		return &db.Error{Code: db.EUnavailable, Message: "try again shortly"}
+	})
+
+	for _, path := range []string{"/test/error", "/test/panic", "/test/http-500"} {
+		res := s.serve(httptest.NewRequest(http.MethodGet, path, nil))
+		detail := requireError(t, res, http.StatusInternalServerError, "api_error", "internal_error")
+		require.Equal(t, "internal error", detail["message"])
+		require.Nil(t, detail["param"])
+		require.NotContains(t, string(res.Body), "hunter2", path)
+
+		// The operator sees the cause, under the request id the client got.
+		reqID := res.Header.Get(echo.HeaderXRequestID)
+		require.NotEmpty(t, reqID)
+		line := logLineWith(t, s.logs, reqID, "hunter2")
+		require.Equal(t, "ERROR", line["level"])
+	}
+
+	res := s.serve(httptest.NewRequest(http.MethodGet, "/test/unavailable", nil))
+	detail := requireError(t, res, http.StatusServiceUnavailable, "api_error", "service_unavailable")
+	require.Equal(t, "try again shortly", detail["message"])
+}
+
+func TestUnknownRouteAndMethod(t *testing.T) {
+	t.Parallel()
+	s := setupServer(t, dbtest.Store(t))
+	res := s.serve(httptest.NewRequest(http.MethodGet, "/nope", nil))
+	requireError(t, res, http.StatusNotFound, "invalid_request_error", "resource_missing")
+	res = s.serve(httptest.NewRequest(http.MethodDelete, "/healthz", nil))
+	requireError(t, res, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed")
+}
+
+func TestRequestID(t *testing.T) {
+	t.Parallel()
+	s := setupServer(t, dbtest.Store(t))
+	a := s.serve(httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	b := s.serve(httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	require.NotEmpty(t, a.Header.Get(echo.HeaderXRequestID))
+	require.NotEqual(t, a.Header.Get(echo.HeaderXRequestID), b.Header.Get(echo.HeaderXRequestID))
+	line := logLineWith(t, s.logs, a.Header.Get(echo.HeaderXRequestID))
+	require.Equal(t, "request", line["msg"])
+	require.Equal(t, "/healthz", line["route"])
+	require.EqualValues(t, 200, line["status"])
+}
+
+// logLineWith returns the first JSON log line containing every one of subs.
+func logLineWith(t *testing.T, logs *logBuffer, subs ...string) map[string]any {
+	t.Helper()
+lines:
+	for _, l := range strings.Split(logs.String(), "\n") {
+		for _, s := range subs {
+			if !strings.Contains(l, s) {
+				continue lines
+			}
+		}
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &m), "log line: %s", l)
+		return m
+	}
+	t.Fatalf("no log line with %q in:\n%s", subs, logs.String())
+	return nil
+}
+
+func countRows(t *testing.T, store *db.Store, query string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, store.Pool.QueryRow(context.Background(), query, args...).Scan(&n))
+	return n
+}

@@ -37,6 +37,8 @@ type Config struct {
 
 const queryTimeoutDefault = time.Second
 
+var discardLogger = slog.New(slog.DiscardHandler)
+
 // Metrics holds every metric the service records as things happen.
 type Metrics struct {
 	reg *prometheus.Registry
@@ -216,7 +218,7 @@ func New(reg *prometheus.Registry, cfg Config) *Metrics {
 		timeout := cmp.Or(cfg.QueryTimeout, queryTimeoutDefault)
 		log := cfg.Logger
 		if log == nil {
-			log = slog.New(slog.DiscardHandler)
+			log = discardLogger
 		}
 		queues := cfg.Queues
 		if len(queues) == 0 {

@@ -207,4 +207,3 @@ func (b *testBundle) collectorUp(t *testing.T, collector string) float64 {
 	t.Fatalf("no boohpay_collector_up for %s in:\n%s", collector, text)
 	return 0
 }
-

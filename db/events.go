@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 )
 
 // Event is something that happened to a merchant's object. Payload is the
@@ -59,6 +60,18 @@ type DeliveryArgs struct {
 
 // Kind is the River job kind.
 func (DeliveryArgs) Kind() string { return "webhook_delivery" }
+
+// DeliveryQueue is the River queue delivery jobs run in, apart from other
+// jobs, so the workers can poll it often (jobs.Config.FetchPollInterval)
+// without polling everything else that often.
+const DeliveryQueue = "webhooks"
+
+// InsertOpts puts delivery jobs in DeliveryQueue. MaxAttempts is far above
+// any retry schedule: the worker, not River, decides from its schedule when a
+// delivery has FAILED, so River never discards a delivery job on its own.
+func (DeliveryArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: DeliveryQueue, MaxAttempts: 100}
+}
 
 // eventEmitTx records an event and, when the merchant has a webhook URL, its
 // delivery row and the River job that will send it, all in tx: either the

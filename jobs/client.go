@@ -21,28 +21,59 @@ import (
 // Config tunes the workers; zero values take the defaults of SPEC §2.
 type Config struct {
 	Workers             int           // delivery concurrency per process
+	MerchantConcurrency int           // attempts in flight per merchant per process (see limiter.go)
 	WebhookTimeout      time.Duration // per attempt
-	WebhookMaxRetries   int           // retries after the first attempt
-	SweepInterval       time.Duration
-	SweepBatch          int
-	IdempotencyInterval time.Duration
+	WebhookMaxRetries   int           // retries after the first attempt; 0 means the default, negative means none
+	RetryBaseDelay      time.Duration // the first retry's delay; each next one doubles (1 s: 1, 2, 4, 8, 16 s)
+	FetchPollInterval   time.Duration // how often the delivery queue is polled for due retries (see delivery.go)
+	// AllowPrivateNetworks lets deliveries reach loopback and private
+	// addresses (WEBHOOK_ALLOW_PRIVATE_NETWORKS); otherwise the dialer
+	// refuses them after DNS resolution.
+	AllowPrivateNetworks bool
+	SweepInterval        time.Duration
+	SweepBatch           int
+	IdempotencyInterval  time.Duration
+
+	// afterResponseFunc, when set, runs between an attempt's response and
+	// its ledger write: tests crash the process there.
+	afterResponseFunc func()
 }
 
 const (
 	workersDefault             = 100
+	merchantConcurrencyDefault = 10
 	webhookTimeoutDefault      = 10 * time.Second
 	webhookMaxRetriesDefault   = 5
+	retryBaseDelayDefault      = time.Second
+	fetchPollIntervalDefault   = 100 * time.Millisecond
 	sweepIntervalDefault       = 30 * time.Second
 	sweepBatchDefault          = 50
 	idempotencyIntervalDefault = time.Hour
+
+	// deliveryFetchCooldown is the least time between two fetches of the
+	// delivery queue. River's default (100 ms) would hold a freshly
+	// committed event back for up to that long.
+	deliveryFetchCooldown = 5 * time.Millisecond
+	// otherWorkers works the default queue: the periodic jobs.
+	otherWorkers = 10
+	// rescueAfterMin is River's floor for RescueStuckJobsAfter (its
+	// JobTimeout default). A delivery whose process died mid-attempt is
+	// retried once River's rescuer finds it, at most 30 s after this.
+	rescueAfterMin = time.Minute
 )
 
 func (c Config) withDefaults() Config {
 	c.Workers = cmp.Or(c.Workers, workersDefault)
+	c.MerchantConcurrency = cmp.Or(c.MerchantConcurrency, merchantConcurrencyDefault)
 	c.WebhookTimeout = cmp.Or(c.WebhookTimeout, webhookTimeoutDefault)
-	if c.WebhookMaxRetries == 0 {
+	switch {
+	case c.WebhookMaxRetries == 0:
 		c.WebhookMaxRetries = webhookMaxRetriesDefault
+	case c.WebhookMaxRetries < 0:
+		c.WebhookMaxRetries = 0
 	}
+	c.RetryBaseDelay = cmp.Or(c.RetryBaseDelay, retryBaseDelayDefault)
+	c.FetchPollInterval = cmp.Or(c.FetchPollInterval, fetchPollIntervalDefault)
 	c.SweepInterval = cmp.Or(c.SweepInterval, sweepIntervalDefault)
 	c.SweepBatch = cmp.Or(c.SweepBatch, sweepBatchDefault)
 	c.IdempotencyInterval = cmp.Or(c.IdempotencyInterval, idempotencyIntervalDefault)
@@ -54,18 +85,32 @@ func (c Config) withDefaults() Config {
 // still insert.
 func NewClient(pool *pgxpool.Pool, store *db.Store, log *slog.Logger, cfg Config) (*river.Client[pgx.Tx], error) {
 	cfg = cfg.withDefaults()
+	delivery := newDeliveryWorker(store, log, cfg)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &IdempotencyPruneWorker{store: store})
+	river.AddWorker(workers, delivery)
+	river.AddWorker(workers, &SweepWorker{store: store, log: log, batch: cfg.SweepBatch})
 
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Logger: log,
 		Queues: map[string]river.QueueConfig{
-			river.QueueDefault: {MaxWorkers: cfg.Workers},
+			river.QueueDefault: {MaxWorkers: otherWorkers},
+			db.DeliveryQueue: {
+				MaxWorkers:        cfg.Workers,
+				FetchPollInterval: cfg.FetchPollInterval,
+				FetchCooldown:     min(deliveryFetchCooldown, cfg.FetchPollInterval),
+			},
 		},
-		Workers: workers,
+		Workers:              workers,
+		RescueStuckJobsAfter: max(rescueAfterMin, delivery.timeout()),
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.IdempotencyInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return IdempotencyPruneArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
+			// Periodic jobs are enqueued by the elected leader only, so
+			// one sweep runs per interval however many processes work.
+			river.NewPeriodicJob(river.PeriodicInterval(cfg.SweepInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
 		},
 	})

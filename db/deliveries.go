@@ -1,0 +1,418 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+)
+
+// Delivery statuses, as operators read and write them in webhook_deliveries.
+const (
+	DeliveryPending    = "PENDING"    // due at next_retry_at
+	DeliveryProcessing = "PROCESSING" // an attempt is in flight
+	DeliverySucceeded  = "SUCCEEDED"
+	DeliveryFailed     = "FAILED" // every attempt of the cycle failed
+)
+
+// DeliveryStatuses lists every status, for validating filters.
+var DeliveryStatuses = []string{DeliveryPending, DeliveryProcessing, DeliverySucceeded, DeliveryFailed}
+
+// Delivery is one row of the webhook_deliveries ledger: one event on its way
+// to one merchant's endpoint. Payload holds the exact bytes sent and signed.
+type Delivery struct {
+	ID             uuid.UUID
+	MerchantID     uuid.UUID
+	EventID        uuid.UUID
+	EventType      string
+	Payload        json.RawMessage
+	Status         string
+	Attempts       int
+	LastAttemptAt  *time.Time
+	NextRetryAt    *time.Time
+	HTTPStatusCode *int
+	ErrorMessage   *string
+	DeliveredAt    *time.Time
+	JobID          *int64 // the River job of the current delivery cycle
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+
+	// AttemptLog is filled by DeliveryGet and DeliveryList only.
+	AttemptLog []*DeliveryAttempt
+}
+
+// DeliveryAttempt is one row of webhook_delivery_attempts: one HTTP attempt.
+type DeliveryAttempt struct {
+	Attempt      int       `json:"attempt"`
+	StatusCode   *int      `json:"status_code"`
+	DurationMS   int       `json:"duration_ms"`
+	Error        *string   `json:"error"`
+	ResponseBody *string   `json:"response_body"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// MarshalJSON renders a delivery for the API. The ledger's attempts counter
+// is attempt_count, because attempts is the list of attempts (SPEC §3).
+func (d *Delivery) MarshalJSON() ([]byte, error) {
+	log := d.AttemptLog
+	if log == nil {
+		log = []*DeliveryAttempt{}
+	}
+	return json.Marshal(struct {
+		ID             uuid.UUID          `json:"id"`
+		Object         string             `json:"object"`
+		EventID        uuid.UUID          `json:"event_id"`
+		EventType      string             `json:"event_type"`
+		Status         string             `json:"status"`
+		AttemptCount   int                `json:"attempt_count"`
+		LastAttemptAt  *time.Time         `json:"last_attempt_at"`
+		NextRetryAt    *time.Time         `json:"next_retry_at"`
+		HTTPStatusCode *int               `json:"http_status_code"`
+		ErrorMessage   *string            `json:"error_message"`
+		DeliveredAt    *time.Time         `json:"delivered_at"`
+		Payload        json.RawMessage    `json:"payload"`
+		Attempts       []*DeliveryAttempt `json:"attempts"`
+		CreatedAt      time.Time          `json:"created_at"`
+		UpdatedAt      time.Time          `json:"updated_at"`
+	}{d.ID, "webhook_delivery", d.EventID, d.EventType, d.Status, d.Attempts, d.LastAttemptAt, d.NextRetryAt,
+		d.HTTPStatusCode, d.ErrorMessage, d.DeliveredAt, d.Payload, log, d.CreatedAt, d.UpdatedAt})
+}
+
+const deliveryColumns = `id, merchant_id, event_id, event_type, payload, status, attempts, last_attempt_at,
+	next_retry_at, http_status_code, error_message, delivered_at, job_id, created_at, updated_at`
+
+func scanDelivery(row pgx.Row, extra ...any) (*Delivery, error) {
+	var d Delivery
+	var payload []byte
+	dest := append([]any{&d.ID, &d.MerchantID, &d.EventID, &d.EventType, &payload, &d.Status, &d.Attempts,
+		&d.LastAttemptAt, &d.NextRetryAt, &d.HTTPStatusCode, &d.ErrorMessage, &d.DeliveredAt, &d.JobID,
+		&d.CreatedAt, &d.UpdatedAt}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return nil, notFound(err)
+	}
+	d.Payload = payload
+	return &d, nil
+}
+
+// DeliveryGet returns a merchant's delivery with its attempts, or ErrNotFound.
+func (s *Store) DeliveryGet(ctx context.Context, merchantID, id uuid.UUID) (*Delivery, error) {
+	d, err := scanDelivery(s.Pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries
+		WHERE id = $1 AND merchant_id = $2`, id, merchantID))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.deliveryAttachAttempts(ctx, s.Pool, []*Delivery{d}); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// DeliveryList returns a page of a merchant's deliveries with their
+// attempts, newest first (Filter: status).
+func (s *Store) DeliveryList(ctx context.Context, merchantID uuid.UUID, params ListParams) ([]*Delivery, bool, error) {
+	items, hasMore, err := list(ctx, s, "webhook_deliveries", deliveryColumns, merchantID, params, "status",
+		func(row pgx.CollectableRow) (*Delivery, error) { return scanDelivery(row) })
+	if err != nil {
+		return nil, false, err
+	}
+	if err := s.deliveryAttachAttempts(ctx, s.Pool, items); err != nil {
+		return nil, false, err
+	}
+	return items, hasMore, nil
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// deliveryAttachAttempts loads the attempts of ds in one query.
+func (s *Store) deliveryAttachAttempts(ctx context.Context, q querier, ds []*Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	byID := make(map[uuid.UUID]*Delivery, len(ds))
+	ids := make([]uuid.UUID, len(ds))
+	for i, d := range ds {
+		byID[d.ID] = d
+		ids[i] = d.ID
+		d.AttemptLog = []*DeliveryAttempt{}
+	}
+	rows, err := q.Query(ctx, `SELECT delivery_id, attempt, status_code, duration_ms, error, response_body, created_at
+		FROM webhook_delivery_attempts WHERE delivery_id = ANY($1) ORDER BY delivery_id, id`, ids)
+	if err != nil {
+		return fmt.Errorf("listing delivery attempts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uuid.UUID
+		var a DeliveryAttempt
+		if err := rows.Scan(&id, &a.Attempt, &a.StatusCode, &a.DurationMS, &a.Error, &a.ResponseBody, &a.CreatedAt); err != nil {
+			return fmt.Errorf("listing delivery attempts: %w", err)
+		}
+		byID[id].AttemptLog = append(byID[id].AttemptLog, &a)
+	}
+	return rows.Err()
+}
+
+// DeliveryRetry starts a fresh delivery cycle for a SUCCEEDED or FAILED
+// delivery: in one transaction it resets the row to PENDING, due now, and
+// inserts the cycle's River job. The total attempts count and the attempt
+// history are kept.
+//
+// Returns ErrNotFound, or an EConflict error while the delivery is still
+// PENDING or PROCESSING (its current cycle is not over).
+func (s *Store) DeliveryRetry(ctx context.Context, merchantID, id uuid.UUID) (*Delivery, error) {
+	var d *Delivery
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		var status string
+		err := tx.QueryRow(ctx, `SELECT status FROM webhook_deliveries WHERE id = $1 AND merchant_id = $2 FOR UPDATE`,
+			id, merchantID).Scan(&status)
+		if err != nil {
+			return notFound(err)
+		}
+		if status != DeliverySucceeded && status != DeliveryFailed {
+			return &Error{Code: EConflict, Message: fmt.Sprintf(
+				"the delivery is %s: only a SUCCEEDED or FAILED delivery can be retried", status)}
+		}
+		res, err := s.river.InsertTx(ctx, tx, DeliveryArgs{DeliveryID: id}, nil)
+		if err != nil {
+			return fmt.Errorf("inserting delivery job: %w", err)
+		}
+		d, err = scanDelivery(tx.QueryRow(ctx, `UPDATE webhook_deliveries
+			SET status = 'PENDING', next_retry_at = now(), delivered_at = NULL, job_id = $2, updated_at = now()
+			WHERE id = $1 RETURNING `+deliveryColumns, id, res.Job.ID))
+		if err != nil {
+			return fmt.Errorf("resetting delivery %s: %w", id, err)
+		}
+		return s.deliveryAttachAttempts(ctx, tx, []*Delivery{d})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// DeliverySendTestTx emits a webhook.test event for the merchant, with its
+// delivery and job, in tx, and returns the delivery.
+//
+// Returns ErrNotFound, or an EConflict error when the merchant has no
+// webhook URL.
+func (s *Store) DeliverySendTestTx(ctx context.Context, tx pgx.Tx, merchantID uuid.UUID) (*Delivery, error) {
+	var webhookURL *string
+	if err := tx.QueryRow(ctx, `SELECT webhook_url FROM merchants WHERE id = $1`, merchantID).Scan(&webhookURL); err != nil {
+		return nil, notFound(err)
+	}
+	if webhookURL == nil || *webhookURL == "" {
+		return nil, &Error{Code: EConflict, Message: "no webhook endpoint is set: PUT /v1/webhook-endpoint first"}
+	}
+	e, err := s.eventEmitTx(ctx, tx, merchantID, webhookURL, "webhook.test", uuid.Nil, map[string]any{
+		"object":  "webhook_test",
+		"message": "This is a test webhook from BoohPay.",
+	})
+	if err != nil {
+		return nil, err
+	}
+	d, err := scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE event_id = $1`, e.ID))
+	if err != nil {
+		return nil, fmt.Errorf("reading test delivery: %w", err)
+	}
+	d.AttemptLog = []*DeliveryAttempt{}
+	return d, nil
+}
+
+// DeliveryTarget is what the worker needs for one attempt: the delivery and
+// its merchant's endpoint as it is now (not as it was at event time).
+type DeliveryTarget struct {
+	Delivery *Delivery
+	URL      *string
+	// Secrets sign the attempt: the current secret first, then the
+	// previous one while its rotation grace period lasts. Empty when the
+	// merchant has no secret.
+	Secrets []string
+}
+
+// DeliveryGetTarget returns a delivery with its merchant's current URL and
+// signing secrets, or ErrNotFound.
+func (s *Store) DeliveryGetTarget(ctx context.Context, id uuid.UUID) (*DeliveryTarget, error) {
+	var t DeliveryTarget
+	var secret, previous *string
+	d, err := scanDelivery(s.Pool.QueryRow(ctx, `SELECT d.id, d.merchant_id, d.event_id, d.event_type, d.payload,
+			d.status, d.attempts, d.last_attempt_at, d.next_retry_at, d.http_status_code, d.error_message,
+			d.delivered_at, d.job_id, d.created_at, d.updated_at,
+			m.webhook_url, m.webhook_secret,
+			CASE WHEN m.previous_webhook_secret_expires_at > now() THEN m.previous_webhook_secret END
+		FROM webhook_deliveries d JOIN merchants m ON m.id = d.merchant_id
+		WHERE d.id = $1`, id), &t.URL, &secret, &previous)
+	if err != nil {
+		return nil, err
+	}
+	t.Delivery = d
+	for _, s := range []*string{secret, previous} {
+		if s != nil && *s != "" {
+			t.Secrets = append(t.Secrets, *s)
+		}
+	}
+	return &t, nil
+}
+
+// DeliveryMarkProcessing claims a delivery for an attempt by job jobID:
+// PROCESSING, last_attempt_at now. It reports false, changing nothing, when
+// the row is no longer this job's to send (a newer cycle owns it, or it is
+// SUCCEEDED or FAILED).
+func (s *Store) DeliveryMarkProcessing(ctx context.Context, id uuid.UUID, jobID int64) (bool, error) {
+	tag, err := s.Pool.Exec(ctx, `UPDATE webhook_deliveries
+		SET status = 'PROCESSING', last_attempt_at = now(), updated_at = now()
+		WHERE id = $1 AND job_id = $2 AND status IN ('PENDING', 'PROCESSING')`, id, jobID)
+	if err != nil {
+		return false, fmt.Errorf("marking delivery %s processing: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// AttemptRecord is the outcome of one attempt and the status it leads to.
+type AttemptRecord struct {
+	DeliveryID   uuid.UUID
+	JobID        int64
+	Status       string     // SUCCEEDED, PENDING (a retry is due at NextRetryAt) or FAILED
+	NextRetryAt  *time.Time // when Status is PENDING
+	StatusCode   *int       // nil when no response came
+	Duration     time.Duration
+	Error        *string // nil on success
+	ResponseBody *string // the first 1 KiB
+}
+
+// DeliveryRecordAttemptTx writes one attempt's outcome in tx: the ledger
+// row (attempts, status, the last status code and error, delivered_at or
+// next_retry_at) and its webhook_delivery_attempts row. It reports false,
+// writing nothing, when the row is no longer job JobID's.
+func (s *Store) DeliveryRecordAttemptTx(ctx context.Context, tx pgx.Tx, r AttemptRecord) (bool, error) {
+	var attempt int
+	err := tx.QueryRow(ctx, `UPDATE webhook_deliveries SET
+			status = $3,
+			attempts = attempts + 1,
+			next_retry_at = $4,
+			http_status_code = $5,
+			error_message = $6,
+			delivered_at = CASE WHEN $3 = 'SUCCEEDED' THEN now() ELSE delivered_at END,
+			updated_at = now()
+		WHERE id = $1 AND job_id = $2
+		RETURNING attempts`,
+		r.DeliveryID, r.JobID, r.Status, r.NextRetryAt, r.StatusCode, r.Error).Scan(&attempt)
+	if err != nil {
+		if notFound(err) == ErrNotFound {
+			return false, nil
+		}
+		return false, fmt.Errorf("recording attempt of delivery %s: %w", r.DeliveryID, err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO webhook_delivery_attempts
+			(delivery_id, attempt, status_code, duration_ms, error, response_body)
+		VALUES ($1, $2, $3, $4, $5, $6)`,
+		r.DeliveryID, attempt, r.StatusCode, r.Duration.Milliseconds(), r.Error, r.ResponseBody); err != nil {
+		return false, fmt.Errorf("inserting attempt %d of delivery %s: %w", attempt, r.DeliveryID, err)
+	}
+	return true, nil
+}
+
+// DeliverySweepBatch runs DeliverySweepBatchTx in its own transaction.
+func (s *Store) DeliverySweepBatch(ctx context.Context, limit int) (enqueued int, full bool, err error) {
+	err = s.InTx(ctx, func(tx pgx.Tx) error {
+		enqueued, full, err = s.DeliverySweepBatchTx(ctx, tx, limit)
+		return err
+	})
+	return enqueued, full, err
+}
+
+// DeliverySweepBatchTx gives up to limit deliveries that need a job one, in
+// tx: PENDING rows that are due (operator replays, rows written by SQL,
+// orphans) and PROCESSING rows, whose job is gone (no river_job row, or one
+// that is completed, cancelled or discarded). Each gets a new River job
+// (InsertManyTx, in tx), and PROCESSING rows go back to PENDING, due now.
+// Rows are locked FOR UPDATE SKIP LOCKED, so concurrent sweepers split the
+// work and never give one row two jobs. It returns how many jobs it
+// inserted, and whether the batch was full (there may be more).
+func (s *Store) DeliverySweepBatchTx(ctx context.Context, tx pgx.Tx, limit int) (enqueued int, full bool, err error) {
+	rows, err := tx.Query(ctx, `SELECT d.id, d.job_id FROM webhook_deliveries d
+		WHERE d.status IN ('PENDING', 'PROCESSING')
+			AND (d.status = 'PROCESSING' OR d.next_retry_at IS NULL OR d.next_retry_at <= now())
+			AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = d.job_id
+				AND j.state NOT IN ('completed', 'cancelled', 'discarded'))
+		ORDER BY d.next_retry_at NULLS FIRST
+		LIMIT $1
+		FOR UPDATE OF d SKIP LOCKED`, limit)
+	if err != nil {
+		return 0, false, fmt.Errorf("selecting deliveries to sweep: %w", err)
+	}
+	type candidate struct {
+		id    uuid.UUID
+		jobID *int64
+	}
+	candidates, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (candidate, error) {
+		var c candidate
+		return c, row.Scan(&c.id, &c.jobID)
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("selecting deliveries to sweep: %w", err)
+	}
+	full = len(candidates) == limit
+	if len(candidates) == 0 {
+		return 0, false, nil
+	}
+	// The NOT EXISTS above ran on the statement's snapshot. A row that
+	// another sweeper gave a job and committed while this statement waited
+	// comes back locked but with the other sweeper's job_id, whose river_job
+	// row that snapshot could not see. Now that the rows are locked, look
+	// again in a new statement (a new snapshot) and drop the live ones.
+	jobIDs := make([]int64, 0, len(candidates))
+	for _, c := range candidates {
+		if c.jobID != nil {
+			jobIDs = append(jobIDs, *c.jobID)
+		}
+	}
+	live := map[int64]bool{}
+	if len(jobIDs) > 0 {
+		rows, err := tx.Query(ctx, `SELECT id FROM river_job WHERE id = ANY($1)
+			AND state NOT IN ('completed', 'cancelled', 'discarded')`, jobIDs)
+		if err != nil {
+			return 0, false, fmt.Errorf("checking sweep candidates' jobs: %w", err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return 0, false, fmt.Errorf("checking sweep candidates' jobs: %w", err)
+		}
+		for _, id := range ids {
+			live[id] = true
+		}
+	}
+	var ids []uuid.UUID
+	var params []river.InsertManyParams
+	for _, c := range candidates {
+		if c.jobID != nil && live[*c.jobID] {
+			continue
+		}
+		ids = append(ids, c.id)
+		params = append(params, river.InsertManyParams{Args: DeliveryArgs{DeliveryID: c.id}})
+	}
+	if len(params) == 0 {
+		return 0, full, nil
+	}
+	res, err := s.river.InsertManyTx(ctx, tx, params)
+	if err != nil {
+		return 0, false, fmt.Errorf("inserting sweep jobs: %w", err)
+	}
+	newJobIDs := make([]int64, len(res))
+	for i, r := range res {
+		newJobIDs[i] = r.Job.ID
+	}
+	if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries d SET job_id = u.job_id, status = 'PENDING',
+			next_retry_at = CASE WHEN d.status = 'PROCESSING' OR d.next_retry_at IS NULL THEN now() ELSE d.next_retry_at END,
+			updated_at = now()
+		FROM unnest($1::uuid[], $2::bigint[]) AS u(id, job_id)
+		WHERE d.id = u.id`, ids, newJobIDs); err != nil {
+		return 0, false, fmt.Errorf("attaching sweep jobs: %w", err)
+	}
+	return len(params), full, nil
+}

@@ -1,0 +1,405 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/boohpay/boohpay/db"
+	"github.com/boohpay/boohpay/signing"
+)
+
+// How retries start on time (SPEC §5: within 0.5 s of due), from River
+// v0.51's source:
+//
+//   - A failed job whose next run is at most the scheduler interval (5 s,
+//     not configurable) away goes straight back to `available` with
+//     scheduled_at set to that time (job_executor.go reportError; the same
+//     for snoozes). The fetch query only takes jobs whose scheduled_at has
+//     passed, so such a job starts at the first fetch after it is due.
+//   - A run farther away goes to `retryable` (or `scheduled`), and only the
+//     leader's scheduler, every 5 s, moves it to `available`: the 8 s and
+//     16 s retries would start up to 5 s late.
+//   - Fetches happen on insert notifications, when a worker slot frees, and
+//     every FetchPollInterval (1 s by default, plus up to 10% jitter).
+//
+// So a delivery never asks River for a run more than maxAvailableDelay
+// ahead. After a failure the ledger gets the true due time (next_retry_at),
+// and NextRetry hands River min(due, now + 4 s). A run that starts before
+// next_retry_at snoozes for the rest, again at most 4 s at a time; the last
+// hop lands exactly on the due time, in `available`. Because each hop is
+// computed from the absolute due time, early wake-ups never add lateness.
+// The delivery queue is polled every 100 ms (Config.FetchPollInterval), so
+// a retry starts at most ~110 ms plus one fetch after it is due. A 16 s
+// retry costs three extra short runs (at 4, 8 and 12 s) that read one row
+// and snooze.
+const (
+	maxAvailableDelay = 4 * time.Second
+	// longWait: a run due farther than this goes through River's scheduler
+	// first (up to 5 s late), aimed longWaitLead early, then hops the rest.
+	longWait     = 30 * time.Second
+	longWaitLead = 10 * time.Second
+	// dueSlack absorbs clock differences between Postgres (which stamps a
+	// new delivery's next_retry_at) and this process.
+	dueSlack = 20 * time.Millisecond
+	// fallbackRetryDelay is when River reruns a job that failed without
+	// recording an attempt (a database error, a rescue after a crash); the
+	// ledger then says what is due.
+	fallbackRetryDelay = time.Second
+	// maxRetryDelay caps the doubling (SPEC §5: capped at 60 s).
+	maxRetryDelay = 60 * time.Second
+	// timeoutMargin is the job's time beyond the HTTP attempt: waiting for a
+	// merchant slot and the ledger writes.
+	timeoutMargin = 20 * time.Second
+
+	responseBodyMax = 1 << 10  // stored per attempt
+	drainMax        = 64 << 10 // read past that so the connection can be reused
+	userAgent       = "BoohPay-Webhooks/1.0"
+)
+
+// Reasons an attempt failed; bounded, so they can label metrics.
+const (
+	reasonHTTPStatus = "http_status"
+	reasonTimeout    = "timeout"
+	reasonConnection = "connection"
+	reasonRedirect   = "redirect"
+	reasonBlocked    = "blocked"
+)
+
+// What an attempt led to; bounded, so they can label metrics.
+const (
+	outcomeSucceeded = "succeeded"
+	outcomeRetrying  = "retrying"
+	outcomeFailed    = "failed"
+)
+
+// DeliveryWorker works db.DeliveryArgs: each run makes one attempt to POST a
+// delivery to its merchant's current endpoint, and records it in the ledger.
+// River's job attempt number is the attempt number within the delivery
+// cycle (snoozes do not count), and a new cycle (the sweep, the retry
+// route) is a new job.
+type DeliveryWorker struct {
+	river.WorkerDefaults[db.DeliveryArgs]
+	store   *db.Store
+	log     *slog.Logger
+	cfg     Config
+	client  *http.Client
+	limiter *merchantLimiter
+	// wakeAt holds, per job id, when a job that just failed an attempt
+	// should run again; NextRetry hands it to River.
+	wakeAt sync.Map
+}
+
+func newDeliveryWorker(store *db.Store, log *slog.Logger, cfg Config) *DeliveryWorker {
+	return &DeliveryWorker{
+		store:   store,
+		log:     log,
+		cfg:     cfg,
+		client:  newHTTPClient(cfg),
+		limiter: newMerchantLimiter(cfg.MerchantConcurrency, cfg.WebhookTimeout),
+	}
+}
+
+// newHTTPClient returns the client every attempt uses: no redirects, no
+// proxy (it would dial past the SSRF check), and the dialer that refuses
+// blocked addresses after DNS resolution.
+func newHTTPClient(cfg Config) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			DialContext:         newDialer(cfg.WebhookTimeout, cfg.AllowPrivateNetworks).DialContext,
+			ForceAttemptHTTP2:   true,
+			MaxIdleConns:        256,
+			MaxIdleConnsPerHost: 32,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: cfg.WebhookTimeout,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Timeout bounds one run: the attempt plus the ledger around it. River's
+// rescuer leaves a running job alone for this long.
+func (w *DeliveryWorker) Timeout(*river.Job[db.DeliveryArgs]) time.Duration { return w.timeout() }
+
+func (w *DeliveryWorker) timeout() time.Duration { return w.cfg.WebhookTimeout + timeoutMargin }
+
+// NextRetry tells River when to run a job again after Work returned an
+// error: the next hop towards the due time Work stored, or soon when Work
+// recorded no attempt.
+func (w *DeliveryWorker) NextRetry(job *river.Job[db.DeliveryArgs]) time.Time {
+	now := time.Now()
+	due, ok := w.wakeAt.LoadAndDelete(job.ID)
+	if !ok {
+		return now.Add(fallbackRetryDelay)
+	}
+	return now.Add(hop(due.(time.Time).Sub(now)))
+}
+
+// hop is how long River should hold a job that is due in wait (see the top
+// of this file).
+func hop(wait time.Duration) time.Duration {
+	if wait > longWait {
+		return wait - longWaitLead
+	}
+	return max(min(wait, maxAvailableDelay), 0)
+}
+
+// retryDelay is the wait after the nth failed attempt of a cycle:
+// RetryBaseDelay × 2^(n-1), capped at 60 s.
+func (c Config) retryDelay(n int) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	if n > 30 {
+		return maxRetryDelay
+	}
+	return min(c.RetryBaseDelay<<(n-1), maxRetryDelay)
+}
+
+func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[db.DeliveryArgs]) error {
+	t, err := w.store.DeliveryGetTarget(ctx, job.Args.DeliveryID)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil // the row was deleted: nothing to send
+	}
+	if err != nil {
+		return fmt.Errorf("loading delivery %s: %w", job.Args.DeliveryID, err)
+	}
+	d := t.Delivery
+	// Only the current cycle's job sends, and nothing is sent again once the
+	// ledger says SUCCEEDED or FAILED: a re-run of a delivered job (a lost
+	// completion, a retry from River UI) must not POST twice.
+	if d.JobID == nil || *d.JobID != job.ID || d.Status == db.DeliverySucceeded || d.Status == db.DeliveryFailed {
+		return nil
+	}
+	if d.NextRetryAt != nil {
+		if wait := time.Until(*d.NextRetryAt); wait > dueSlack {
+			return river.JobSnooze(hop(wait))
+		}
+	}
+	release, snooze := w.limiter.acquire(ctx, d.MerchantID)
+	if release == nil {
+		return river.JobSnooze(snooze) // the merchant has enough attempts in flight
+	}
+	claimed, err := w.store.DeliveryMarkProcessing(ctx, d.ID, job.ID)
+	if err != nil || !claimed {
+		release(0)
+		return err
+	}
+	a := w.send(ctx, t)
+	release(a.duration)
+	if w.cfg.afterResponseFunc != nil {
+		w.cfg.afterResponseFunc()
+	}
+	if ctx.Err() != nil {
+		// Shutdown cut the attempt short: that says nothing about the
+		// endpoint. The ledger stays PROCESSING and River runs the job again.
+		return ctx.Err()
+	}
+	return w.record(ctx, job, t, a)
+}
+
+// record writes an attempt's outcome to the ledger and tells River what
+// comes next: nothing (succeeded), a retry (an error, with NextRetry), or
+// the end of the cycle (failed: the job is cancelled with the last error).
+func (w *DeliveryWorker) record(ctx context.Context, job *river.Job[db.DeliveryArgs], t *db.DeliveryTarget, a *attempt) error {
+	d := t.Delivery
+	n := job.Attempt
+	rec := db.AttemptRecord{DeliveryID: d.ID, JobID: job.ID, Duration: a.duration}
+	if a.statusCode != 0 {
+		rec.StatusCode = &a.statusCode
+	}
+	if a.body != "" {
+		rec.ResponseBody = &a.body
+	}
+	outcome := outcomeSucceeded
+	switch {
+	case a.err == nil:
+		rec.Status = db.DeliverySucceeded
+	case n > w.cfg.WebhookMaxRetries:
+		rec.Status, outcome = db.DeliveryFailed, outcomeFailed
+	default:
+		due := time.Now().Add(w.cfg.retryDelay(n))
+		rec.Status, rec.NextRetryAt, outcome = db.DeliveryPending, &due, outcomeRetrying
+	}
+	if a.err != nil {
+		msg := a.err.Error()
+		rec.Error = &msg
+	}
+	var recorded bool
+	err := w.store.InTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if recorded, err = w.store.DeliveryRecordAttemptTx(ctx, tx, rec); err != nil || !recorded {
+			return err
+		}
+		if rec.Status == db.DeliverySucceeded {
+			// SUCCEEDED in the ledger and the job's completion commit
+			// together; a crash before this commit re-runs the job, which
+			// POSTs again (receivers dedupe on webhook-id).
+			_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("recording attempt %d of delivery %s: %w", n, d.ID, err)
+	}
+	w.attemptDone(ctx, d, n, a, outcome)
+	if !recorded {
+		return nil // the row moved on meanwhile (an operator, a newer cycle)
+	}
+	switch rec.Status {
+	case db.DeliveryPending:
+		w.wakeAt.Store(job.ID, *rec.NextRetryAt)
+		return fmt.Errorf("attempt %d failed, retrying at %s: %w", n, rec.NextRetryAt.Format(time.RFC3339Nano), a.err)
+	case db.DeliveryFailed:
+		return river.JobCancel(fmt.Errorf("attempt %d failed, no retries left: %w", n, a.err))
+	}
+	return nil
+}
+
+// attemptDone is told every recorded attempt's outcome: succeeded, retrying
+// or failed; for a failure its reason (http_status, timeout, connection,
+// redirect, blocked); and its duration. Metrics hook in here.
+func (w *DeliveryWorker) attemptDone(ctx context.Context, d *db.Delivery, n int, a *attempt, outcome string) {
+	level := slog.LevelDebug
+	switch outcome {
+	case outcomeRetrying:
+		level = slog.LevelInfo
+	case outcomeFailed:
+		level = slog.LevelWarn
+	}
+	if !w.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("delivery_id", d.ID.String()),
+		slog.String("merchant_id", d.MerchantID.String()),
+		slog.String("event_type", d.EventType),
+		slog.Int("attempt", n),
+		slog.String("outcome", outcome),
+		slog.Duration("duration", a.duration),
+	}
+	if a.statusCode != 0 {
+		attrs = append(attrs, slog.Int("http_status", a.statusCode))
+	}
+	if a.err != nil {
+		attrs = append(attrs, slog.String("reason", a.reason), slog.String("error", a.err.Error()))
+	}
+	w.log.LogAttrs(ctx, level, "webhook attempt", attrs...)
+}
+
+// attempt is one HTTP attempt's outcome.
+type attempt struct {
+	duration   time.Duration
+	statusCode int    // 0 when no response came
+	body       string // the response's first 1 KiB, as valid UTF-8
+	reason     string // why it failed (reason* constants); "" on success
+	err        error  // nil on a 2xx
+}
+
+// send makes one attempt: POST the stored payload, byte for byte, with the
+// headers of SPEC §5, within WebhookTimeout.
+func (w *DeliveryWorker) send(ctx context.Context, t *db.DeliveryTarget) *attempt {
+	start := time.Now()
+	a := w.post(ctx, t, start)
+	a.duration = time.Since(start)
+	return a
+}
+
+func (w *DeliveryWorker) post(ctx context.Context, t *db.DeliveryTarget, start time.Time) *attempt {
+	d := t.Delivery
+	if t.URL == nil || *t.URL == "" {
+		return &attempt{reason: reasonConnection, err: errors.New("the merchant has no webhook URL")}
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.WebhookTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, *t.URL, bytes.NewReader(d.Payload))
+	if err != nil {
+		return &attempt{reason: reasonConnection, err: fmt.Errorf("invalid webhook URL: %w", err)}
+	}
+	setHeaders(req.Header, t, start.Unix())
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return &attempt{reason: failureReason(err), err: describe(err, w.cfg.WebhookTimeout)}
+	}
+	defer resp.Body.Close()
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, responseBodyMax))
+	_, _ = io.CopyN(io.Discard, resp.Body, drainMax)
+	a := &attempt{statusCode: resp.StatusCode, body: cleanText(head)}
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+	case code >= 300 && code < 400:
+		a.reason = reasonRedirect
+		a.err = fmt.Errorf("HTTP %d: redirects are not followed (Location: %q)", code, resp.Header.Get("Location"))
+	default:
+		a.reason = reasonHTTPStatus
+		a.err = fmt.Errorf("HTTP %d", code)
+	}
+	return a
+}
+
+// setHeaders sets SPEC §5's headers. With several secrets (a rotation's
+// grace period), each signature header lists one signature per secret,
+// space-separated, the current secret's first. The Standard Webhooks
+// header names are sent in lower case, as that spec writes them.
+func setHeaders(h http.Header, t *db.DeliveryTarget, timestamp int64) {
+	d := t.Delivery
+	id := d.EventID.String()
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", userAgent)
+	h.Set("X-BoohPay-Event", d.EventType)
+	h.Set("X-BoohPay-Delivery", d.ID.String())
+	h["webhook-id"] = []string{id}
+	h["webhook-timestamp"] = []string{strconv.FormatInt(timestamp, 10)}
+	if len(t.Secrets) == 0 {
+		return // a URL set by SQL without a secret: nothing to sign with
+	}
+	legacy := make([]string, len(t.Secrets))
+	standard := make([]string, len(t.Secrets))
+	for i, s := range t.Secrets {
+		legacy[i] = signing.Legacy(s, d.Payload)
+		standard[i] = signing.Standard(s, id, timestamp, d.Payload)
+	}
+	h.Set("X-BoohPay-Signature", strings.Join(legacy, " "))
+	h["webhook-signature"] = []string{strings.Join(standard, " ")}
+}
+
+// failureReason classifies a request that got no response.
+func failureReason(err error) string {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, ErrBlockedAddress):
+		return reasonBlocked
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return reasonTimeout
+	}
+	return reasonConnection
+}
+
+// describe words a failed request for the ledger's error_message.
+func describe(err error, timeout time.Duration) error {
+	switch failureReason(err) {
+	case reasonBlocked:
+		return fmt.Errorf("blocked: %w", err)
+	case reasonTimeout:
+		return fmt.Errorf("no response within %s", timeout)
+	}
+	return fmt.Errorf("connection failed: %w", err)
+}
+
+// cleanText makes a response body storable as Postgres text: valid UTF-8, no NUL.
+func cleanText(b []byte) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(string(b), "\uFFFD"), "\x00", "")
+}

@@ -1,0 +1,11 @@
+DROP VIEW IF EXISTS job_queue_lag;
+DROP VIEW IF EXISTS webhook_delivery_backlog;
+DROP VIEW IF EXISTS webhook_endpoint_health;
+DROP VIEW IF EXISTS webhook_failures_recent;
+DROP VIEW IF EXISTS webhook_delivery_stats;
+DROP INDEX IF EXISTS webhook_delivery_attempts_created_at_idx;
+DROP INDEX IF EXISTS webhook_deliveries_delivered_idx;
+DROP INDEX IF EXISTS webhook_deliveries_failed_idx;
+DROP INDEX IF EXISTS webhook_deliveries_created_at_idx;
+DROP INDEX IF EXISTS events_object_id_idx;
+DROP TABLE IF EXISTS admin_actions;

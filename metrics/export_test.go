@@ -5,6 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
 )
 
 // For the tests of package metrics_test.
@@ -16,3 +17,6 @@ const (
 func NewQueueCollector(pool *pgxpool.Pool) prometheus.Collector {
 	return &queueCollector{pool: pool, queues: []string{"default"}, timeout: time.Second, log: discardLogger}
 }
+
+// RiverEvent feeds one River event as the subscription would.
+func (m *Metrics) RiverEvent(e *river.Event) { m.riverEvent(e) }

@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/boohpay/boohpay/db"
+	"github.com/boohpay/boohpay/metrics"
 )
 
 // Config tunes the workers; zero values take the defaults of SPEC §2.
@@ -33,6 +34,9 @@ type Config struct {
 	SweepInterval        time.Duration
 	SweepBatch           int
 	IdempotencyInterval  time.Duration
+	// Metrics counts delivery attempts (webhook_deliveries_total & co.);
+	// nil counts nothing.
+	Metrics *metrics.Metrics
 
 	// afterResponseFunc, when set, runs between an attempt's response and
 	// its ledger write: tests crash the process there.

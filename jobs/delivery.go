@@ -273,6 +273,7 @@ func (w *DeliveryWorker) record(ctx context.Context, job *river.Job[db.DeliveryA
 // or failed; for a failure its reason (http_status, timeout, connection,
 // redirect, blocked); and its duration. Metrics hook in here.
 func (w *DeliveryWorker) attemptDone(ctx context.Context, d *db.Delivery, n int, a *attempt, outcome string) {
+	w.cfg.Metrics.DeliveryAttempt(outcome, a.reason, a.duration)
 	level := slog.LevelDebug
 	switch outcome {
 	case outcomeRetrying:

@@ -26,7 +26,8 @@ type Config struct {
 	// Pool is the database the collectors read; nil leaves them out.
 	Pool *pgxpool.Pool
 	// Queues are River queues reported even while they hold no job, so that
-	// their series exist at 0 rather than vanish; default River's default queue.
+	// their series exist at 0 rather than vanish; River's default queue
+	// always is.
 	Queues []string
 	// QueryTimeout bounds each scrape-time query.
 	QueryTimeout time.Duration
@@ -220,10 +221,7 @@ func New(reg *prometheus.Registry, cfg Config) *Metrics {
 		if log == nil {
 			log = discardLogger
 		}
-		queues := cfg.Queues
-		if len(queues) == 0 {
-			queues = []string{river.QueueDefault}
-		}
+		queues := append([]string{river.QueueDefault}, cfg.Queues...)
 		reg.MustRegister(
 			&queueCollector{pool: cfg.Pool, queues: queues, timeout: timeout, log: log},
 			&deliveryCollector{pool: cfg.Pool, timeout: timeout, log: log},

@@ -38,7 +38,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	// The service's own registry, never Prometheus' global one.
-	m := metrics.New(prometheus.NewRegistry(), metrics.Config{Pool: pool, Logger: log})
+	m := metrics.New(prometheus.NewRegistry(), metrics.Config{Pool: pool, Queues: []string{db.DeliveryQueue}, Logger: log})
 	store.SetObserver(m) // payments_total & co., counted after commit
 	retries := cfg.WebhookMaxRetries
 	if retries == 0 {
@@ -49,6 +49,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		WebhookMaxRetries: retries,
 		SweepInterval:     cfg.SweepInterval,
 		SweepBatch:        cfg.SweepBatch,
+		Metrics:           m,
 	})
 	if err != nil {
 		return err

@@ -35,4 +35,12 @@ func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store, m *m
 
 	// Ops.
 	e.GET("/metrics", handleMetrics(m), requireToken(cfg.MetricsToken, false))
+	admin := e.Group("/admin", requireAdmin(cfg.AdminToken))
+	admin.POST("/merchants", handleAdminMerchantCreate(store, cfg.AllowPrivateNetworks))
+	admin.POST("/payments/:id/status", handleAdminPaymentStatus(store))
+	admin.GET("/webhook-failures", handleAdminWebhookFailureList(store))
+	if cfg.RiverUI != nil {
+		admin.Any("/river", echo.WrapHandler(cfg.RiverUI)) // redirects to /admin/river/
+		admin.Any("/river/*", echo.WrapHandler(cfg.RiverUI))
+	}
 }

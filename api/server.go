@@ -19,6 +19,10 @@ type Config struct {
 	AdminToken           string
 	MetricsToken         string
 	AllowPrivateNetworks bool
+
+	// RiverUI is River's web UI (NewRiverUI), served at /admin/river/
+	// behind the admin guard; nil leaves it out.
+	RiverUI http.Handler
 }
 
 // maxBodyBytes caps every request body; larger ones answer 413. Spelled

@@ -1,0 +1,183 @@
+package api
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/boohpay/boohpay/db"
+	"github.com/boohpay/boohpay/jobs"
+)
+
+// requireAdmin guards /admin. With no ADMIN_TOKEN every /admin route answers
+// 404, as if it did not exist. Otherwise a request carries the token either
+// as a bearer (scripts, curl) or as the password of HTTP basic auth, any
+// user name (browsers: the River UI; a 401 makes them prompt for it).
+//
+// A browser replays basic credentials on its own, so unsafe requests that a
+// browser marks as cross-origin (Sec-Fetch-Site, Origin) are refused: another
+// site cannot make an operator's browser cancel jobs or create merchants.
+func requireAdmin(token string) echo.MiddlewareFunc {
+	crossOrigin := http.NewCrossOriginProtection()
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if token == "" {
+				return echo.ErrNotFound
+			}
+			req := c.Request()
+			if subtle.ConstantTimeCompare([]byte(adminTokenFrom(req)), []byte(token)) != 1 {
+				c.Response().Header().Set("WWW-Authenticate", `Basic realm="BoohPay admin", charset="UTF-8"`)
+				return &db.Error{Code: db.EUnauthorized,
+					Message: "the admin token is required: Authorization: Bearer <ADMIN_TOKEN>, or basic auth with it as the password"}
+			}
+			if err := crossOrigin.Check(req); err != nil {
+				return echo.NewHTTPError(http.StatusForbidden, "cross-origin request refused")
+			}
+			return next(c)
+		}
+	}
+}
+
+// adminTokenFrom returns the bearer token or basic-auth password, or "".
+func adminTokenFrom(req *http.Request) string {
+	if _, password, ok := req.BasicAuth(); ok {
+		return password
+	}
+	scheme, token, ok := strings.Cut(req.Header.Get("Authorization"), " ")
+	if ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(token)
+	}
+	return ""
+}
+
+type adminMerchantCreateRequest struct {
+	Name       string  `json:"name"`
+	WebhookURL *string `json:"webhook_url"`
+}
+
+// newMerchantBody is what `boohpay merchant create` prints: the API key and
+// the webhook secret are shown here once.
+type newMerchantBody struct {
+	ID            uuid.UUID `json:"id"`
+	Name          string    `json:"name"`
+	APIKey        string    `json:"api_key"`
+	WebhookURL    *string   `json:"webhook_url"`
+	WebhookSecret *string   `json:"webhook_secret"`
+}
+
+const maxMerchantNameLen = 200 // merchants.name's CHECK
+
+// handleAdminMerchantCreate creates a merchant with its first API key, and a
+// signing secret when a webhook URL is given (checked like PUT
+// /v1/webhook-endpoint: http(s), and no private address unless
+// WEBHOOK_ALLOW_PRIVATE_NETWORKS).
+func handleAdminMerchantCreate(store *db.Store, allowPrivateNetworks bool) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var req adminMerchantCreateRequest
+		if _, err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+		if strings.TrimSpace(req.Name) == "" {
+			return invalidField("name", "name is required")
+		}
+		if err := checkText("name", &req.Name, maxMerchantNameLen); err != nil {
+			return err
+		}
+		var webhookURL string
+		if req.WebhookURL != nil {
+			webhookURL = *req.WebhookURL
+		}
+		ctx := c.Request().Context()
+		if webhookURL != "" {
+			if err := jobs.ValidateURL(ctx, webhookURL, allowPrivateNetworks); err != nil {
+				return invalidField("webhook_url", "webhook_url: "+err.Error())
+			}
+		}
+		nm, err := store.MerchantCreate(ctx, req.Name, webhookURL)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusCreated, newMerchantBody{
+			ID: nm.Merchant.ID, Name: nm.Merchant.Name, APIKey: nm.APIKey,
+			WebhookURL: nm.Merchant.WebhookURL, WebhookSecret: nm.Merchant.WebhookSecret,
+		})
+	}
+}
+
+type paymentOverrideRequest struct {
+	Status        string  `json:"status"`
+	Reason        *string `json:"reason"`
+	FailureReason *string `json:"failure_reason"`
+}
+
+func (r *paymentOverrideRequest) validate() error {
+	if r.Reason == nil || strings.TrimSpace(*r.Reason) == "" {
+		return invalidField("reason", "reason is required: say why the status is being changed by hand")
+	}
+	return firstErr(
+		checkChoice("status", r.Status, paymentStatuses),
+		checkText("reason", r.Reason, maxDescriptionLen),
+		checkText("failure_reason", r.FailureReason, maxDescriptionLen),
+	)
+}
+
+// handleAdminPaymentStatus changes any merchant's payment status by hand,
+// through the same transition rules and transaction as a provider webhook,
+// recording the operator's reason with it in admin_actions. It answers the
+// payment, like the other status routes. An illegal move answers 409
+// invalid_transition; a move to the current status changes and records
+// nothing.
+func handleAdminPaymentStatus(store *db.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathID(c, "id")
+		if err != nil {
+			return err
+		}
+		var req paymentOverrideRequest
+		if _, err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+		if err := req.validate(); err != nil {
+			return err
+		}
+		p, _, err := store.PaymentStatusOverride(c.Request().Context(), db.PaymentOverrideParams{
+			ID:            id,
+			Status:        req.Status,
+			FailureReason: req.FailureReason,
+			Reason:        strings.TrimSpace(*req.Reason),
+			RequestID:     c.Response().Header().Get(echo.HeaderXRequestID),
+		})
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, p)
+	}
+}
+
+// handleAdminWebhookFailureList lists the webhook_failures_recent view (FAILED
+// in the last 7 days), most recently failed first:
+// ?merchant_id=&limit=&starting_after=<delivery_id>.
+func handleAdminWebhookFailureList(store *db.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		params, err := listParams(c, "merchant_id")
+		if err != nil {
+			return err
+		}
+		var merchantID uuid.UUID
+		if params.Filter != "" {
+			if merchantID, err = uuid.Parse(params.Filter); err != nil {
+				return invalid("merchant_id", "merchant_id must be a merchant id")
+			}
+		}
+		items, hasMore, err := store.WebhookFailureList(c.Request().Context(), db.WebhookFailureListParams{
+			MerchantID: merchantID, Limit: params.Limit, StartingAfter: params.StartingAfter,
+		})
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, newList(items, hasMore))
+	}
+}

@@ -1,0 +1,43 @@
+package db_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/boohpay/boohpay/db"
+)
+
+func TestPaymentStatusOverrideIsOneTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupOutbox(t, "https://merchant.example.com/hooks")
+	p := b.createPayment(t, "stripe")
+	events := count(t, b.store, `SELECT count(*) FROM events`)
+	jobs := count(t, b.store, `SELECT count(*) FROM river_job`)
+
+	// The audit row fails (admin_actions refuses a reason over 1000
+	// characters) after the transition ran: nothing of it may remain.
+	_, _, err := b.store.PaymentStatusOverride(ctx, db.PaymentOverrideParams{
+		ID: p.ID, Status: db.PaymentSucceeded, Reason: strings.Repeat("r", 1001),
+	})
+	require.Error(t, err)
+	got, err := b.store.PaymentGet(ctx, b.merchant.ID, p.ID)
+	require.NoError(t, err)
+	require.Equal(t, db.PaymentPending, got.Status)
+	require.Equal(t, events, count(t, b.store, `SELECT count(*) FROM events`))
+	require.Equal(t, jobs, count(t, b.store, `SELECT count(*) FROM river_job`))
+	require.Zero(t, count(t, b.store, `SELECT count(*) FROM admin_actions`))
+
+	moved, action, err := b.store.PaymentStatusOverride(ctx, db.PaymentOverrideParams{
+		ID: p.ID, Status: db.PaymentSucceeded, Reason: "confirmed with Stripe support",
+	})
+	require.NoError(t, err)
+	require.Equal(t, db.PaymentSucceeded, moved.Status)
+	require.NotNil(t, action)
+	require.Nil(t, action.RequestID)
+	require.Equal(t, events+1, count(t, b.store, `SELECT count(*) FROM events`))
+	require.Equal(t, 1, count(t, b.store, `SELECT count(*) FROM webhook_deliveries WHERE event_id = $1`, *action.EventID))
+}

@@ -10,9 +10,6 @@ package metrics
 import (
 	"cmp"
 	"log/slog"
-	"net"
-	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -69,12 +66,12 @@ type Metrics struct {
 // The bounded label values. Callers pass these; anything else is folded into
 // a catch-all so that no caller can grow a label without bound.
 var (
-	// Gateways are payments' gateways, providers payouts' providers (SPEC §3).
-	Gateways  = []string{"stripe", "moneroo", "ebilling", "sandbox"}
-	Providers = []string{"moneroo", "stripe", "shap", "sandbox"}
-	// PaymentStatuses and PayoutStatuses are as the API shows them.
-	PaymentStatuses = []string{"PENDING", "AUTHORIZED", "SUCCEEDED", "FAILED", "CANCELLED", "REFUNDED"}
-	PayoutStatuses  = []string{"PENDING", "PROCESSING", "SUCCEEDED", "FAILED"}
+	// Payments' gateways and payouts' providers (SPEC §3).
+	gateways  = []string{"stripe", "moneroo", "ebilling", "sandbox"}
+	providers = []string{"moneroo", "stripe", "shap", "sandbox"}
+	// Statuses as the API shows them.
+	paymentStatuses = []string{"PENDING", "AUTHORIZED", "SUCCEEDED", "FAILED", "CANCELLED", "REFUNDED"}
+	payoutStatuses  = []string{"PENDING", "PROCESSING", "SUCCEEDED", "FAILED"}
 )
 
 // Outcomes of one delivery attempt: webhook_deliveries_total{status}.
@@ -116,7 +113,6 @@ var (
 			"payout.initiated", "payout.success", "payout.failed"},
 		"ebilling": {"payment.paid"},
 	}
-	httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 )
 
 const (
@@ -236,21 +232,21 @@ func New(reg *prometheus.Registry, cfg Config) *Metrics {
 // rate() and alerts see a counter from the start rather than from its first
 // increment.
 func (m *Metrics) initSeries() {
-	for _, g := range Gateways {
+	for _, g := range gateways {
 		m.paymentsByGateway.WithLabelValues(g)
-		for _, s := range PaymentStatuses {
+		for _, s := range paymentStatuses {
 			m.payments.WithLabelValues(g, s)
 		}
 	}
-	for _, s := range PaymentStatuses {
+	for _, s := range paymentStatuses {
 		m.paymentsByStatus.WithLabelValues(s)
 	}
-	for _, p := range Providers {
-		for _, s := range PayoutStatuses {
+	for _, p := range providers {
+		for _, s := range payoutStatuses {
 			m.payouts.WithLabelValues(p, s)
 		}
 	}
-	for _, s := range PayoutStatuses {
+	for _, s := range payoutStatuses {
 		m.payoutsByStatus.WithLabelValues(s)
 	}
 	for _, s := range deliveryStatuses {
@@ -262,9 +258,6 @@ func (m *Metrics) initSeries() {
 	}
 }
 
-// Gatherer is what GET /metrics serves.
-func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
-
 // PaymentCommitted records a payment status that is now committed: a new
 // payment (created, status PENDING) or a transition to status. db's Store
 // calls it after the commit, never for a rolled-back transaction.
@@ -272,7 +265,7 @@ func (m *Metrics) PaymentCommitted(gateway, status, currency string, amount int6
 	if m == nil {
 		return
 	}
-	gateway, status = oneOf(gateway, Gateways), oneOf(status, PaymentStatuses)
+	gateway, status = oneOf(gateway, gateways), oneOf(status, paymentStatuses)
 	m.payments.WithLabelValues(gateway, status).Inc()
 	m.paymentsByStatus.WithLabelValues(status).Inc()
 	if created {
@@ -287,7 +280,7 @@ func (m *Metrics) PayoutCommitted(provider, status string) {
 	if m == nil {
 		return
 	}
-	provider, status = oneOf(provider, Providers), oneOf(status, PayoutStatuses)
+	provider, status = oneOf(provider, providers), oneOf(status, payoutStatuses)
 	m.payouts.WithLabelValues(provider, status).Inc()
 	m.payoutsByStatus.WithLabelValues(status).Inc()
 }
@@ -323,37 +316,6 @@ func (m *Metrics) DeliveryAttempt(status, reason string, d time.Duration) {
 	m.deliveryDuration.WithLabelValues(status).Observe(d.Seconds())
 	if status != DeliverySucceeded {
 		m.deliveryErrors.WithLabelValues(oneOf(reason, deliveryReasons)).Inc()
-	}
-}
-
-// HTTPRequest records one answered request. route is the route template
-// ("/v1/payments/:id"), never the raw path; the caller folds unknown paths
-// into one value.
-func (m *Metrics) HTTPRequest(method, route string, status int, d time.Duration) {
-	if m == nil {
-		return
-	}
-	method = oneOf(method, httpMethods)
-	code := strconv.Itoa(status)
-	m.httpDuration.WithLabelValues(method, route, code).Observe(d.Seconds())
-	m.httpRequests.WithLabelValues(method, route, code).Inc()
-	if status >= 400 {
-		m.httpErrors.WithLabelValues(method, route, code).Inc()
-	}
-}
-
-// ConnState is the http.Server's ConnState hook: it keeps
-// active_connections. Each connection starts New and ends, once, either
-// Closed or Hijacked.
-func (m *Metrics) ConnState(_ net.Conn, state http.ConnState) {
-	if m == nil {
-		return
-	}
-	switch state {
-	case http.StateNew:
-		m.activeConns.Inc()
-	case http.StateClosed, http.StateHijacked:
-		m.activeConns.Dec()
 	}
 }
 

@@ -83,7 +83,7 @@ func (b *testBundle) startWith(cfg Config, log *slog.Logger) *river.Client[pgx.T
 
 func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelError}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // config is the service's environment, parsed and checked once at start.
@@ -43,7 +46,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	p := envParser{getenv: getenv}
 	cfg := &config{
 		DatabaseURL:          getenv("DATABASE_URL"),
-		HTTPAddr:             p.str("HTTP_ADDR", ":3000"),
+		HTTPAddr:             p.addr("HTTP_ADDR", ":3000"),
 		LogFormat:            p.oneOf("LOG_FORMAT", "text", "json", "text"),
 		AdminToken:           getenv("ADMIN_TOKEN"),
 		MetricsToken:         getenv("METRICS_TOKEN"),
@@ -82,18 +85,20 @@ func (c *config) requireDatabase() error {
 	if c.DatabaseURL == "" {
 		return fmt.Errorf("DATABASE_URL is not set (make run starts a local Postgres and sets it)")
 	}
-	u, err := url.Parse(c.DatabaseURL)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return &configError{"DATABASE_URL", redactURL(c.DatabaseURL), "want postgres://user:pass@host:port/db"}
+	// pgx's own parser, so what passes here is what the pool accepts; its
+	// error is not shown, since it may echo a password it could not find.
+	if _, err := pgx.ParseConfig(c.DatabaseURL); err != nil {
+		return &configError{"DATABASE_URL", redactURL(c.DatabaseURL), "want postgres://user:pass@host:port/db?sslmode=disable|require|verify-full"}
 	}
 	return nil
 }
 
-// redactURL hides a password before a URL reaches an error or a log.
+// redactURL hides a password before a URL reaches an error or a log; what
+// does not parse as a URL is not shown at all.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil {
-		return "<unparseable>"
+	if err != nil || u.Scheme == "" || u.Opaque != "" {
+		return "<hidden>"
 	}
 	return u.Redacted()
 }
@@ -115,6 +120,20 @@ func (p *envParser) str(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// addr reads a listen address, host:port with an empty host meaning every interface.
+func (p *envParser) addr(name, def string) string {
+	v := p.str(name, def)
+	_, port, err := net.SplitHostPort(v)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port)
+	}
+	if err != nil {
+		p.fail(name, v, "want host:port such as :3000 or 127.0.0.1:3000")
+		return def
+	}
+	return v
 }
 
 func (p *envParser) oneOf(name, def string, allowed ...string) string {

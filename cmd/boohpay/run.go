@@ -69,12 +69,12 @@ func migrateCmd(cfg *config, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer m.Close()
-	switch args[0] {
-	case "up":
+	switch {
+	case args[0] == "up" && len(args) == 1:
 		if err := m.Up(); err != nil {
 			return err
 		}
-	case "down":
+	case args[0] == "down":
 		if len(args) != 2 {
 			return errors.New("usage: boohpay migrate down N")
 		}
@@ -85,9 +85,9 @@ func migrateCmd(cfg *config, args []string, stdout io.Writer) error {
 		if err := m.Down(n); err != nil {
 			return err
 		}
-	case "version":
+	case args[0] == "version" && len(args) == 1:
 	default:
-		return fmt.Errorf("unknown migrate command %q: want up, down N or version", args[0])
+		return fmt.Errorf("unknown migrate command %q: want up, down N or version", strings.Join(args, " "))
 	}
 	v, dirty, err := m.Version()
 	if err != nil {
@@ -111,6 +111,9 @@ func merchantCmd(ctx context.Context, cfg *config, args []string, stdout io.Writ
 	webhookURL := fs.String("webhook-url", "", "webhook endpoint URL")
 	if err := fs.Parse(args[1:]); err != nil {
 		return fmt.Errorf("merchant create: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("merchant create: unexpected argument %q (quote a name with spaces)", fs.Arg(0))
 	}
 	if strings.TrimSpace(*name) == "" {
 		return errors.New("merchant create: --name is required")

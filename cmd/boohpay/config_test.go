@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// env returns a getenv over pairs, as the process environment would be.
+func env(pairs map[string]string) func(string) string {
+	return func(k string) string { return pairs[k] }
+}
+
+func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, &config{
+		HTTPAddr:          ":3000",
+		LogLevel:          slog.LevelInfo,
+		LogFormat:         "text",
+		Role:              "all",
+		MigrateOnStart:    true,
+		WebhookTimeout:    10 * time.Second,
+		WebhookMaxRetries: 5,
+		SweepInterval:     30 * time.Second,
+		SweepBatch:        50,
+		ShutdownTimeout:   25 * time.Second,
+	}, cfg)
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(env(map[string]string{
+		"DATABASE_URL":                   "postgres://u:p@db:5432/boohpay",
+		"HTTP_ADDR":                      "127.0.0.1:8080",
+		"LOG_LEVEL":                      "DEBUG",
+		"LOG_FORMAT":                     "json",
+		"ADMIN_TOKEN":                    "adm",
+		"METRICS_TOKEN":                  "met",
+		"ROLE":                           "worker",
+		"MIGRATE_ON_START":               "false",
+		"WEBHOOK_TIMEOUT":                "3s",
+		"WEBHOOK_MAX_RETRIES":            "0",
+		"WEBHOOK_SWEEP_INTERVAL":         "1m",
+		"WEBHOOK_SWEEP_BATCH":            "200",
+		"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+		"STRIPE_WEBHOOK_SECRET":          "whsec_s",
+		"MONEROO_WEBHOOK_SECRET":         "mon",
+		"EBILLING_CALLBACK_TOKEN":        "ebt",
+		"SHUTDOWN_TIMEOUT":               "5s",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, &config{
+		DatabaseURL:          "postgres://u:p@db:5432/boohpay",
+		HTTPAddr:             "127.0.0.1:8080",
+		LogLevel:             slog.LevelDebug,
+		LogFormat:            "json",
+		AdminToken:           "adm",
+		MetricsToken:         "met",
+		Role:                 "worker",
+		MigrateOnStart:       false,
+		WebhookTimeout:       3 * time.Second,
+		WebhookMaxRetries:    0,
+		SweepInterval:        time.Minute,
+		SweepBatch:           200,
+		AllowPrivateNetworks: true,
+		StripeWebhookSecret:  "whsec_s",
+		MonerooWebhookSecret: "mon",
+		EBillingToken:        "ebt",
+		ShutdownTimeout:      5 * time.Second,
+	}, cfg)
+}
+
+// TestConfigErrors: every bad value makes run fail before doing anything,
+// with one line that names the variable (and never shows a password).
+func TestConfigErrors(t *testing.T) {
+	t.Parallel()
+	const db = "postgres://postgres@127.0.0.1:1/postgres"
+	for _, tc := range []struct {
+		name, value string
+		args        []string
+	}{
+		{"WEBHOOK_TIMEOUT", "ten", nil},
+		{"WEBHOOK_TIMEOUT", "-1s", nil},
+		{"WEBHOOK_SWEEP_INTERVAL", "30", nil},
+		{"SHUTDOWN_TIMEOUT", "0s", nil},
+		{"WEBHOOK_MAX_RETRIES", "five", nil},
+		{"WEBHOOK_MAX_RETRIES", "-1", nil},
+		{"WEBHOOK_MAX_RETRIES", "1000", nil},
+		{"WEBHOOK_SWEEP_BATCH", "0", nil},
+		{"WEBHOOK_SWEEP_BATCH", "1.5", nil},
+		{"ROLE", "admin", nil},
+		{"ROLE", "ALL", nil},
+		{"LOG_FORMAT", "xml", nil},
+		{"LOG_LEVEL", "loud", nil},
+		{"MIGRATE_ON_START", "sometimes", nil},
+		{"WEBHOOK_ALLOW_PRIVATE_NETWORKS", "maybe", nil},
+		{"DATABASE_URL", "mysql://root:hunter2@db/boohpay", nil},
+		{"DATABASE_URL", "not a url", nil},
+		{"DATABASE_URL", "postgres://root:hunter2@db:port/boohpay", nil},
+		{"DATABASE_URL", "postgres://root:hunter2@db/boohpay?sslmode=sometimes", nil},
+		{"DATABASE_URL", "", nil},
+		{"DATABASE_URL", "mysql://root:hunter2@db/boohpay", []string{"migrate", "up"}},
+		{"DATABASE_URL", "", []string{"migrate", "version"}},
+		{"DATABASE_URL", "mysql://root:hunter2@db/boohpay", []string{"merchant", "create", "--name", "A"}},
+		{"DATABASE_URL", "postgres://root:hunter2@db/boohpay?sslmode=sometimes", []string{"merchant", "create", "--name", "A"}},
+		{"HTTP_ADDR", "nowhere", nil},
+	} {
+		vars := map[string]string{"DATABASE_URL": db, "MIGRATE_ON_START": "false", tc.name: tc.value}
+		args := tc.args
+		if args == nil {
+			args = []string{"serve"}
+		}
+		var stdout, stderr bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := run(ctx, args, env(vars), &stdout, &stderr)
+		cancel()
+		label := tc.name + "=" + tc.value + " " + strings.Join(args, " ")
+		require.Error(t, err, label)
+		msg := err.Error()
+		require.Contains(t, msg, tc.name, label)
+		require.NotContains(t, msg, "\n", "one line: %s", label)
+		require.NotContains(t, msg, "hunter2", label)
+		require.Empty(t, stdout.String(), label)
+	}
+}

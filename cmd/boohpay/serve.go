@@ -50,6 +50,8 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		SweepInterval:     cfg.SweepInterval,
 		SweepBatch:        cfg.SweepBatch,
 		Metrics:           m,
+
+		AllowPrivateNetworks: cfg.AllowPrivateNetworks,
 	})
 	if err != nil {
 		return err
@@ -58,9 +60,22 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	runWorkers := cfg.Role == "all" || cfg.Role == "worker"
 	runAPI := cfg.Role == "all" || cfg.Role == "api"
 
+	// Bind the port before anything runs, so a taken HTTP_ADDR fails at once.
+	var ln net.Listener
+	if runAPI {
+		ln, err = net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("listening on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+		}
+		defer ln.Close()
+	}
+
 	if runWorkers {
 		defer m.SubscribeRiver(riverClient)()
-		if err := riverClient.Start(ctx); err != nil {
+		// Not ctx itself: cancelling Start's context is River's hard stop,
+		// which would cancel running deliveries at the first signal. Stop
+		// below lets them finish, within ShutdownTimeout.
+		if err := riverClient.Start(context.WithoutCancel(ctx)); err != nil {
 			return fmt.Errorf("starting river: %w", err)
 		}
 		log.Info("workers started")
@@ -74,26 +89,24 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			MetricsToken:         cfg.MetricsToken,
 			AllowPrivateNetworks: cfg.AllowPrivateNetworks,
 		}, log, store, m)
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("listening on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
-		}
 		srv = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ConnState: m.ConnState}
 		log.Info("listening", "addr", ln.Addr().String(), "role", cfg.Role)
 		go func() { serveErr <- srv.Serve(ln) }()
 	}
 
+	var errs []error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
 	case err := <-serveErr:
-		return fmt.Errorf("http server: %w", err)
+		// The workers still stop cleanly below.
+		log.Error("http server failed; shutting down", "error", err)
+		errs = append(errs, fmt.Errorf("http server: %w", err))
 	}
 
 	// The parent context is already cancelled; draining gets its own bound.
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	var errs []error
 	if srv != nil {
 		if err := srv.Shutdown(shutdownCtx); err != nil {
 			errs = append(errs, fmt.Errorf("draining http: %w", err))

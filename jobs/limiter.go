@@ -16,9 +16,9 @@ import (
 //
 // merchantLimiter caps each merchant's attempts in flight in this process
 // (Config.MerchantConcurrency, 10 of the 100 workers by default). A job whose
-// merchant is at the cap waits briefly for a slot (slotWait: a burst to a
-// fast endpoint gets through without churn) unless that merchant's attempts
-// are slow, then snoozes — not an attempt, the ledger untouched — for about
+// merchant is at the cap waits briefly for a slot if that merchant's
+// attempts are fast (slotWait: a burst to a fast endpoint gets through
+// without churn), and otherwise snoozes — not an attempt, the ledger untouched — for about
 // as long as the merchant's attempts take, so a hanging merchant's backlog
 // costs one short run per job per ~timeout rather than a busy loop. Snoozed
 // jobs get a later scheduled_at, so other merchants' jobs are fetched first.
@@ -43,8 +43,10 @@ type merchantSlots struct {
 }
 
 const (
-	slotWait     = 250 * time.Millisecond // longest wait for a fast merchant's slot
-	slowAttempt  = time.Second            // a merchant this slow does not wait: it snoozes
+	// slotWait is the longest a job waits for its merchant's slot, holding
+	// a worker meanwhile; only merchants whose attempts take less than
+	// that wait at all, the others snooze at once.
+	slotWait     = 100 * time.Millisecond
 	snoozeMin    = 500 * time.Millisecond
 	snoozeJitter = 0.5 // up to +50%, so a backlog does not come back all at once
 )
@@ -64,7 +66,7 @@ func (l *merchantLimiter) acquire(ctx context.Context, merchantID uuid.UUID) (re
 		l.byID[merchantID] = s
 	}
 	s.refs++
-	slow := s.estimate(time.Now()) >= slowAttempt
+	slow := s.estimate(time.Now()) >= slotWait
 	l.mu.Unlock()
 
 	acquired := false

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -277,4 +278,65 @@ func TestDeliveryCrashHelper(t *testing.T) {
 	require.NoError(t, client.Start(ctx))
 	time.Sleep(20 * time.Second)
 	t.Fatal("the delivery never got its response")
+}
+
+// Isolation: one merchant's endpoint hangs for the full timeout on every
+// attempt, with 300 deliveries queued (three times the workers); another
+// merchant's 50 deliveries, emitted afterwards, all arrive before a single
+// hanging attempt has ended. The limiter keeps the hanging merchant to its
+// 10 slots of 100 (limiter.go). The other merchant's commit-to-receipt
+// latencies are logged, not asserted.
+func TestDeliveryMerchantIsolation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var inFlight, maxInFlight, ended atomic.Int32
+	release := make(chan struct{})
+	hanging := newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		for {
+			m := maxInFlight.Load()
+			if n <= m || maxInFlight.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done(): // the worker's timeout
+		}
+		ended.Add(1)
+		inFlight.Add(-1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	t.Cleanup(func() { close(release) }) // before the receiver closes
+	healthy := newReceiver(t, nil)
+	slow, _ := b.merchant(hanging.URL)
+	fast, _ := b.merchant(healthy.URL)
+	for range 300 {
+		b.emit(slow)
+	}
+	cfg := testConfig()
+	cfg.WebhookTimeout = 10 * time.Second // the real one; Workers and MerchantConcurrency are the defaults
+	b.start(cfg)
+	require.Eventually(t, func() bool { return inFlight.Load() == merchantConcurrencyDefault }, 10*time.Second, 5*time.Millisecond)
+
+	committed := map[string]time.Time{}
+	var ids []uuid.UUID
+	for range 50 {
+		id := b.emit(fast)
+		committed[id.String()] = time.Now()
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		b.waitStatus(id, db.DeliverySucceeded, 20*time.Second)
+	}
+	require.Zero(t, ended.Load(), "the other merchant's deliveries did not wait for a hanging attempt to end")
+	require.LessOrEqual(t, maxInFlight.Load(), int32(merchantConcurrencyDefault))
+
+	var latencies []time.Duration
+	for _, r := range healthy.got() {
+		latencies = append(latencies, r.at.Sub(committed[r.header.Get("X-BoohPay-Delivery")]))
+	}
+	slices.Sort(latencies)
+	t.Logf("other merchant's commit-to-receipt while one hangs: p50 %s, p99 %s, max %s (n=%d)",
+		latencies[len(latencies)/2], latencies[len(latencies)*99/100], latencies[len(latencies)-1], len(latencies))
 }

@@ -55,7 +55,7 @@ func TestMain(m *testing.M) {
 func command(t *testing.T, env []string, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
 	cmd := exec.Command(binary(t), args...)
-	cmd.Env = env
+	cmd.Env = append([]string{}, env...) // never nil: nil would inherit ours, DATABASE_URL included
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	return cmd, &stdout, &stderr

@@ -32,6 +32,10 @@ func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store, m *m
 	// Webhook endpoint and deliveries.
 
 	// Provider webhooks (no API key: each provider's own signature).
+	// Registered on e, not v1, so the merchant key check does not apply.
+	e.POST("/v1/webhooks/stripe", handleStripeWebhook(cfg.StripeWebhookSecret, store, log, m))
+	e.POST("/v1/webhooks/moneroo", handleMonerooWebhook(cfg.MonerooWebhookSecret, store, log, m))
+	e.POST("/v1/webhooks/ebilling", handleEBillingCallback(cfg.EBillingCallbackToken, store, log, m))
 
 	// Ops.
 	e.GET("/metrics", handleMetrics(m), requireToken(cfg.MetricsToken, false))

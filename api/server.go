@@ -20,6 +20,11 @@ type Config struct {
 	MetricsToken         string
 	AllowPrivateNetworks bool
 
+	// Provider webhook secrets; an unset one disables its route (503).
+	StripeWebhookSecret   string // STRIPE_WEBHOOK_SECRET, as given (whsec_…)
+	MonerooWebhookSecret  string // MONEROO_WEBHOOK_SECRET
+	EBillingCallbackToken string // EBILLING_CALLBACK_TOKEN, expected in ?token=
+
 	// RiverUI is River's web UI (NewRiverUI), served at /admin/river/
 	// behind the admin guard; nil leaves it out.
 	RiverUI http.Handler

@@ -88,6 +88,10 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			AdminToken:           cfg.AdminToken,
 			MetricsToken:         cfg.MetricsToken,
 			AllowPrivateNetworks: cfg.AllowPrivateNetworks,
+
+			StripeWebhookSecret:   cfg.StripeWebhookSecret,
+			MonerooWebhookSecret:  cfg.MonerooWebhookSecret,
+			EBillingCallbackToken: cfg.EBillingToken,
 		}, log, store, m)
 		srv = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ConnState: m.ConnState}
 		log.Info("listening", "addr", ln.Addr().String(), "role", cfg.Role)

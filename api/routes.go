@@ -30,6 +30,13 @@ func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store, m *m
 	v1.GET("/events/:id", handleEventGet(store))
 
 	// Webhook endpoint and deliveries.
+	v1.GET("/webhook-endpoint", handleWebhookEndpointGet())
+	v1.PUT("/webhook-endpoint", handleWebhookEndpointPut(store, cfg.AllowPrivateNetworks))
+	v1.POST("/webhook-endpoint/rotate-secret", handleWebhookEndpointRotateSecret(store))
+	v1.POST("/webhook-endpoint/test", handleWebhookEndpointTest(store))
+	v1.GET("/webhook-deliveries", handleDeliveryList(store))
+	v1.GET("/webhook-deliveries/:id", handleDeliveryGet(store))
+	v1.POST("/webhook-deliveries/:id/retry", handleDeliveryRetry(store))
 
 	// Provider webhooks (no API key: each provider's own signature).
 	// Registered on e, not v1, so the merchant key check does not apply.

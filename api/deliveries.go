@@ -1,0 +1,58 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/boohpay/boohpay/db"
+)
+
+func handleDeliveryList(store *db.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		params, err := listParams(c, "status")
+		if err != nil {
+			return err
+		}
+		if params.Filter != "" && !oneOf(params.Filter, db.DeliveryStatuses) {
+			return invalid("status", "status must be one of "+strings.Join(db.DeliveryStatuses, ", "))
+		}
+		items, hasMore, err := store.DeliveryList(c.Request().Context(), merchantOf(c).ID, params)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, newList(items, hasMore))
+	}
+}
+
+func handleDeliveryGet(store *db.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathID(c, "id")
+		if err != nil {
+			return err
+		}
+		d, err := store.DeliveryGet(c.Request().Context(), merchantOf(c).ID, id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, d)
+	}
+}
+
+// handleDeliveryRetry starts a fresh delivery cycle (all retries again) for
+// a FAILED or SUCCEEDED delivery; one still PENDING or PROCESSING answers
+// 409. It takes no body.
+func handleDeliveryRetry(store *db.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathID(c, "id")
+		if err != nil {
+			return err
+		}
+		d, err := store.DeliveryRetry(c.Request().Context(), merchantOf(c).ID, id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, d)
+	}
+}

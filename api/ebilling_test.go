@@ -1,0 +1,236 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/stretchr/testify/require"
+
+	"github.com/boohpay/boohpay/db"
+)
+
+const ebillingPath = "/v1/webhooks/ebilling?token=" + testEBillingToken
+
+// ebillingForm renders eBilling's golden callback.
+func ebillingForm(t *testing.T, billingID, transactionID, reference, amount string) []byte {
+	t.Helper()
+	return golden(t, "ebilling_callback.form", "billingid", billingID, "transactionid", transactionID,
+		"reference", url.QueryEscape(reference), "amount", amount)
+}
+
+func (b *providerBundle) postEBilling(body []byte) *httptest.ResponseRecorder {
+	b.t.Helper()
+	return b.post(ebillingPath, body, "Content-Type", "application/x-www-form-urlencoded")
+}
+
+func newBillingID() string { return "555" + strings.ReplaceAll(uuid.NewString(), "-", "")[:7] }
+
+// TestEBillingCallbackPaid: the callback's arrival means paid; the payment
+// named by reference moves to SUCCEEDED once.
+func TestEBillingCallbackPaid(t *testing.T) {
+	t.Parallel()
+	b := setupProviders(t)
+	p := b.payment("ebilling", 5000, "")
+	body := ebillingForm(t, newBillingID(), "AM241126.1421.C00042", p.ID.String(), "5000")
+
+	requireAnswer(t, b.postEBilling(body), db.ProviderEventApplied)
+	require.Equal(t, db.PaymentSucceeded, b.paymentNow(p.ID).Status)
+	require.Equal(t, 1, b.events(p.ID, "payment.succeeded"))
+	rec := b.providerEvent("ebilling", "transaction:AM241126.1421.C00042")
+	require.Equal(t, "payment.paid", rec.EventType)
+	require.Equal(t, string(body), rec.Payload, "the raw form is kept as sent")
+	require.Equal(t, p.ID, *rec.ObjectID)
+
+	requireAnswer(t, b.postEBilling(body), resultDuplicate)
+	require.Equal(t, 1, b.events(p.ID, "payment.succeeded"))
+}
+
+// TestEBillingCallbackForms: multipart forms, decimal amounts, no Content-Type,
+// and the bill id as key and provider_reference when the other fields are empty.
+func TestEBillingCallbackForms(t *testing.T) {
+	t.Parallel()
+	b := setupProviders(t)
+
+	p := b.payment("ebilling", 5000, "")
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for _, kv := range [][2]string{{"billingid", newBillingID()}, {"transactionid", "MP.1"}, {"reference", p.ID.String()},
+		{"amount", "5000.00"}, {"paymentsystem", "moovmoney4"}, {"state", "paid"}} {
+		require.NoError(t, w.WriteField(kv[0], kv[1]))
+	}
+	fw, err := w.CreateFormFile("receipt", "receipt.txt")
+	require.NoError(t, err)
+	_, _ = fw.Write([]byte("ignored"))
+	require.NoError(t, w.Close())
+	rec := b.post(ebillingPath, buf.Bytes(), "Content-Type", w.FormDataContentType())
+	requireAnswer(t, rec, db.ProviderEventApplied)
+	require.Equal(t, db.PaymentSucceeded, b.paymentNow(p.ID).Status)
+
+	// No reference, no transaction id: found by the bill id, keyed by it.
+	billingID := newBillingID()
+	p2 := b.payment("ebilling", 7500, billingID)
+	body := ebillingForm(t, billingID, "", "", "7500")
+	requireAnswer(t, b.post(ebillingPath, body), db.ProviderEventApplied)
+	require.Equal(t, db.PaymentSucceeded, b.paymentNow(p2.ID).Status)
+	require.Equal(t, db.ProviderEventApplied, b.providerEvent("ebilling", "bill:"+billingID).Result)
+
+	rec = b.post(ebillingPath, []byte(`{"reference":"x"}`), "Content-Type", "application/json")
+	requireError(t, rec, http.StatusUnsupportedMediaType)
+}
+
+// TestEBillingCallbackToken: a missing or wrong token is 401 and writes nothing.
+func TestEBillingCallbackToken(t *testing.T) {
+	t.Parallel()
+	b := setupProviders(t)
+	p := b.payment("ebilling", 5000, "")
+	body := ebillingForm(t, newBillingID(), "TX.TOKEN", p.ID.String(), "5000")
+	for _, path := range []string{
+		"/v1/webhooks/ebilling",
+		"/v1/webhooks/ebilling?token=",
+		"/v1/webhooks/ebilling?token=wrong",
+		"/v1/webhooks/ebilling?token=" + testEBillingToken + "x",
+		"/v1/webhooks/ebilling?token=" + testEBillingToken[:len(testEBillingToken)-1],
+		"/v1/webhooks/ebilling?TOKEN=" + testEBillingToken,
+	} {
+		rec := b.post(path, body, "Content-Type", "application/x-www-form-urlencoded")
+		require.Equal(t, "unauthorized", requireError(t, rec, http.StatusUnauthorized), path)
+	}
+	require.Equal(t, 0, b.count(`SELECT count(*) FROM provider_events`))
+	require.Equal(t, db.PaymentPending, b.paymentNow(p.ID).Status)
+}
+
+// TestEBillingCallbackAmountMismatch: an amount other than the payment's is
+// refused (422), recorded and logged; the payment is left alone.
+func TestEBillingCallbackAmountMismatch(t *testing.T) {
+	t.Parallel()
+	b := setupProviders(t)
+	p := b.payment("ebilling", 5000, "")
+	for i, amount := range []string{"500", "5000.50", "50000"} {
+		txn := "TX.MISMATCH." + string(rune('A'+i))
+		rec := b.postEBilling(ebillingForm(t, newBillingID(), txn, p.ID.String(), amount))
+		require.Equal(t, "parameter_invalid", requireError(t, rec, http.StatusUnprocessableEntity), amount)
+		require.Contains(t, rec.Body.String(), `"param":"amount"`)
+		ev := b.providerEvent("ebilling", "transaction:"+txn)
+		require.Equal(t, db.ProviderEventAmountMismatch, ev.Result)
+		require.Equal(t, "amount "+amount+" does not match the payment's 5000", *ev.Detail)
+	}
+	require.Equal(t, db.PaymentPending, b.paymentNow(p.ID).Status)
+	require.Equal(t, 1, b.events(p.ID, ""), "only payment.pending")
+	require.Contains(t, b.logs.String(), `level=WARN msg="provider amount does not match the payment's`)
+	require.Contains(t, b.logs.String(), "result=error")
+
+	// The right amount still pays it.
+	requireAnswer(t, b.postEBilling(ebillingForm(t, newBillingID(), "TX.MISMATCH.OK", p.ID.String(), "5000")), db.ProviderEventApplied)
+	require.Equal(t, db.PaymentSucceeded, b.paymentNow(p.ID).Status)
+}
+
+func TestEBillingCallbackConcurrentDuplicates(t *testing.T) {
+	t.Parallel()
+	b := setupProviders(t)
+	p := b.payment("ebilling", 5000, "")
+	body := ebillingForm(t, newBillingID(), "TX.CONCURRENT", p.ID.String(), "5000")
+
+	requireOneApplied(t, concurrently(16, func() *httptest.ResponseRecorder { return b.postEBilling(body) }))
+	require.Equal(t, db.PaymentSucceeded, b.paymentNow(p.ID).Status)
+	require.Equal(t, 1, b.events(p.ID, "payment.succeeded"))
+	require.Equal(t, 1, b.count(`SELECT count(*) FROM provider_events`))
+}
+
+// TestEBillingCallbackUnknownPayment: 404, nothing recorded; a payment of
+// another gateway is not eBilling's to move.
+func TestEBillingCallbackUnknownPayment(t *testing.T) {
+	t.Parallel()
+	b := setupProviders(t)
+	requireError(t, b.postEBilling(ebillingForm(t, newBillingID(), "TX.UNKNOWN.1", uuid.NewString(), "5000")), http.StatusNotFound)
+	requireError(t, b.postEBilling(ebillingForm(t, newBillingID(), "TX.UNKNOWN.2", "ORDER-1042", "5000")), http.StatusNotFound)
+	other := b.payment("sandbox", 5000, "")
+	requireError(t, b.postEBilling(ebillingForm(t, newBillingID(), "TX.UNKNOWN.3", other.ID.String(), "5000")), http.StatusNotFound)
+	require.Equal(t, db.PaymentPending, b.paymentNow(other.ID).Status)
+	require.Equal(t, 0, b.count(`SELECT count(*) FROM provider_events`))
+}
+
+// TestEBillingCallbackIllegalTransition: money received for a payment the
+// merchant cancelled: 200, recorded, warned, the payment stays CANCELLED.
+func TestEBillingCallbackIllegalTransition(t *testing.T) {
+	t.Parallel()
+	b := setupProviders(t)
+	p := b.payment("ebilling", 5000, "")
+	b.setPaymentStatus(p.ID, db.PaymentCancelled)
+
+	requireAnswer(t, b.postEBilling(ebillingForm(t, newBillingID(), "TX.LATE", p.ID.String(), "5000")), db.ProviderEventInvalidTransition)
+	require.Equal(t, db.PaymentCancelled, b.paymentNow(p.ID).Status)
+	require.Equal(t, "a payment cannot move from CANCELLED to SUCCEEDED", *b.providerEvent("ebilling", "transaction:TX.LATE").Detail)
+	require.Contains(t, b.logs.String(), "level=WARN")
+}
+
+func TestEBillingCallbackMalformed(t *testing.T) {
+	t.Parallel()
+	b := setupProviders(t)
+	p := b.payment("ebilling", 5000, "")
+	id := p.ID.String()
+	for _, body := range []string{
+		"billingid=1&transactionid=TX&reference=" + id,                  // no amount
+		"billingid=1&transactionid=TX&reference=" + id + "&amount=abc",  // amount not a number
+		"billingid=1&transactionid=TX&reference=" + id + "&amount=-5",   // negative
+		"reference=" + id + "&amount=5000",                              // no transactionid nor billingid
+		"billingid=1&transactionid=TX%00&reference=" + id + "&amount=5", // NUL in the key
+		"billingid=1&transactionid=%ff&reference=" + id + "&amount=5",   // not UTF-8
+		"billingid=1&transactionid=%zz&amount=5",                        // bad escape
+	} {
+		requireError(t, b.postEBilling([]byte(body)), http.StatusBadRequest)
+	}
+	rec := b.post(ebillingPath, []byte("--x\r\n"), "Content-Type", "multipart/form-data")
+	requireError(t, rec, http.StatusBadRequest)
+	require.Equal(t, 0, b.count(`SELECT count(*) FROM provider_events`))
+	require.Equal(t, db.PaymentPending, b.paymentNow(p.ID).Status)
+}
+
+func TestEBillingTokenValid(t *testing.T) {
+	t.Parallel()
+	require.True(t, ebillingTokenValid("abc", "abc"))
+	require.False(t, ebillingTokenValid("abd", "abc"))
+	require.False(t, ebillingTokenValid("ab", "abc"))
+	require.False(t, ebillingTokenValid("", ""), "an empty token never passes")
+}
+
+// FuzzEBillingCallback: the form parser never panics; what it accepts is
+// keyed by a storable, bounded key, carries a valid amount, and asks only
+// for SUCCEEDED.
+func FuzzEBillingCallback(f *testing.F) {
+	const form = "application/x-www-form-urlencoded"
+	f.Add(form, golden(f, "ebilling_callback.form", "billingid", "5550001", "transactionid", "AM241126.1421.C00042",
+		"reference", "0193a1c2-7e4f-7b3a-9c1d-2e3f4a5b6c7d", "amount", "5000"))
+	f.Add(form, golden(f, "ebilling_callback.form", "billingid", "5550002", "transactionid", "",
+		"reference", "", "amount", "5000.00"))
+	f.Add("", []byte("billingid=1&amount=1"))
+	f.Add("multipart/form-data; boundary=x", []byte("--x\r\nContent-Disposition: form-data; name=\"billingid\"\r\n\r\n7\r\n"+
+		"--x\r\nContent-Disposition: form-data; name=\"amount\"\r\n\r\n5000\r\n--x--\r\n"))
+	f.Add("text/plain", []byte("amount=1"))
+	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
+		ev, err := parseEBillingCallback(contentType, body)
+		if err != nil {
+			var he *echo.HTTPError
+			if errors.As(err, &he) {
+				require.Equal(t, http.StatusUnsupportedMediaType, he.Code)
+			} else {
+				require.Equal(t, db.EInvalid, db.ErrorCode(err))
+			}
+			return
+		}
+		requireStorableEvent(t, ev, body)
+		require.True(t, strings.HasPrefix(ev.Key, "transaction:") || strings.HasPrefix(ev.Key, "bill:"), ev.Key)
+		require.Equal(t, "payment", ev.Object)
+		require.Equal(t, db.PaymentSucceeded, ev.Status)
+		amount, ok := parseDecimalAmount(ev.Amount)
+		require.True(t, ok)
+		require.Equal(t, ev.Amount, amount)
+	})
+}

@@ -58,7 +58,7 @@ func listenHandler(secret string, out io.Writer) http.Handler {
 			http.Error(w, "reading body", http.StatusBadRequest)
 			return
 		}
-		legacy := hmac.Equal([]byte(r.Header.Get("X-BoohPay-Signature")), []byte(signing.Legacy(secret, body)))
+		legacy := anyEqual(r.Header.Get("X-BoohPay-Signature"), signing.Legacy(secret, body))
 		standard := verifyStandard(secret, r.Header, body)
 		fmt.Fprintf(out, "%s %s event=%s webhook-id=%s delivery=%s x-boohpay-signature=%s webhook-signature=%s\n",
 			time.Now().Format(time.RFC3339), r.Method, r.Header.Get("X-BoohPay-Event"), r.Header.Get("webhook-id"),
@@ -79,8 +79,14 @@ func verifyStandard(secret string, h http.Header, body []byte) bool {
 	if err != nil || time.Since(time.Unix(ts, 0)).Abs() > 5*time.Minute {
 		return false
 	}
-	want := signing.Standard(secret, h.Get("webhook-id"), ts, body)
-	for _, sig := range strings.Fields(h.Get("webhook-signature")) {
+	return anyEqual(h.Get("webhook-signature"), signing.Standard(secret, h.Get("webhook-id"), ts, body))
+}
+
+// anyEqual reports whether any of the space-separated signatures in header
+// is want. During a secret rotation's grace period both signature headers
+// list one signature per secret.
+func anyEqual(header, want string) bool {
+	for _, sig := range strings.Fields(header) {
 		if hmac.Equal([]byte(sig), []byte(want)) {
 			return true
 		}

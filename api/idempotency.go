@@ -65,4 +65,3 @@ func createIdempotent(c echo.Context, store *db.Store, body []byte, create creat
 	}
 	return c.JSONBlob(http.StatusCreated, out)
 }
-

@@ -5,11 +5,9 @@ package db
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -66,12 +64,4 @@ func (s *Store) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		}
 	}
 	return nil
-}
-
-// isUniqueViolation reports whether err is Postgres' unique_violation on the
-// named constraint ("" for any).
-func isUniqueViolation(err error, constraint string) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505" &&
-		(constraint == "" || pgErr.ConstraintName == constraint)
 }

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# `make test`: start a throwaway Postgres (fsync off), run every Go test against it, stop it.
-# Extra arguments go to `go test`, e.g. scripts/test.sh -run TestWebhooks -v
+# `make test`: install the test tools, start a throwaway Postgres (fsync off),
+# run every Go test with -race against it, then each fuzz target briefly
+# (FUZZTIME, default 5s), and stop Postgres.
+# Extra arguments go to `go test` and skip the fuzz pass, e.g.
+#   scripts/test.sh -run TestWebhooks -v
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
@@ -12,10 +15,22 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+bash scripts/test-tools.sh
+
 DATABASE_URL=$(bash scripts/pg.sh start test "$TEST_PG_PORT" fast)
 TEST_DATABASE_URL=$DATABASE_URL
 export DATABASE_URL TEST_DATABASE_URL
 
-rc=0
-go test -race -count=1 ./... "$@" || rc=$?
-exit "$rc"
+start=$SECONDS
+go test -race -count=1 ./... "$@"
+echo "test: go test took $((SECONDS - start))s" >&2
+
+if [ $# -eq 0 ]; then
+	# Every fuzz target in the tree, found by name, run on top of its committed seeds.
+	for pkg in $(go list ./...); do
+		for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+			echo "test: fuzzing $pkg $target for ${FUZZTIME:-5s}" >&2
+			go test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-5s}"
+		done
+	done
+fi

@@ -1,7 +1,7 @@
 // Package jobs owns BoohPay's River side: the client that works jobs, the
 // webhook delivery worker, and the periodic jobs (ledger sweep, idempotency
-// key pruning). Jobs are inserted by db's outbox, inside the transactions
-// that make them necessary.
+// key pruning, ledger retention). Jobs are inserted by db's outbox, inside
+// the transactions that make them necessary.
 package jobs
 
 import (
@@ -34,6 +34,9 @@ type Config struct {
 	SweepInterval        time.Duration
 	SweepBatch           int
 	IdempotencyInterval  time.Duration
+	// Retention is how long delivery attempts and delivered deliveries are
+	// kept (WEBHOOK_RETENTION); see retention.go.
+	Retention time.Duration
 	// Metrics counts delivery attempts (webhook_deliveries_total & co.);
 	// nil counts nothing.
 	Metrics *metrics.Metrics
@@ -53,6 +56,8 @@ const (
 	sweepIntervalDefault       = 30 * time.Second
 	sweepBatchDefault          = 50
 	idempotencyIntervalDefault = time.Hour
+	retentionDefault           = 30 * 24 * time.Hour
+	retentionInterval          = time.Hour
 
 	// deliveryFetchCooldown is the least time between two fetches of the
 	// delivery queue. River's default (100 ms) would hold a freshly
@@ -81,6 +86,7 @@ func (c Config) withDefaults() Config {
 	c.SweepInterval = cmp.Or(c.SweepInterval, sweepIntervalDefault)
 	c.SweepBatch = cmp.Or(c.SweepBatch, sweepBatchDefault)
 	c.IdempotencyInterval = cmp.Or(c.IdempotencyInterval, idempotencyIntervalDefault)
+	c.Retention = cmp.Or(c.Retention, retentionDefault)
 	return c
 }
 
@@ -94,6 +100,7 @@ func NewClient(pool *pgxpool.Pool, store *db.Store, log *slog.Logger, cfg Config
 	river.AddWorker(workers, &IdempotencyPruneWorker{store: store})
 	river.AddWorker(workers, delivery)
 	river.AddWorker(workers, &SweepWorker{store: store, log: log, batch: cfg.SweepBatch})
+	river.AddWorker(workers, newRetentionWorker(store, log, cfg.Retention))
 
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Logger: log,
@@ -115,6 +122,9 @@ func NewClient(pool *pgxpool.Pool, store *db.Store, log *slog.Logger, cfg Config
 			// one sweep runs per interval however many processes work.
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.SweepInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(retentionInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return RetentionArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
 		},
 	})

@@ -26,6 +26,7 @@ type config struct {
 	WebhookMaxRetries    int
 	SweepInterval        time.Duration
 	SweepBatch           int
+	WebhookRetention     time.Duration
 	AllowPrivateNetworks bool
 	StripeWebhookSecret  string
 	MonerooWebhookSecret string
@@ -56,6 +57,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		WebhookMaxRetries:    p.integer("WEBHOOK_MAX_RETRIES", 5, 0, 25),
 		SweepInterval:        p.duration("WEBHOOK_SWEEP_INTERVAL", 30*time.Second),
 		SweepBatch:           p.integer("WEBHOOK_SWEEP_BATCH", 50, 1, 10000),
+		WebhookRetention:     p.duration("WEBHOOK_RETENTION", 30*24*time.Hour),
 		AllowPrivateNetworks: p.boolean("WEBHOOK_ALLOW_PRIVATE_NETWORKS", false),
 		StripeWebhookSecret:  getenv("STRIPE_WEBHOOK_SECRET"),
 		MonerooWebhookSecret: getenv("MONEROO_WEBHOOK_SECRET"),

@@ -30,6 +30,7 @@ func TestConfigDefaults(t *testing.T) {
 		WebhookMaxRetries: 5,
 		SweepInterval:     30 * time.Second,
 		SweepBatch:        50,
+		WebhookRetention:  30 * 24 * time.Hour,
 		ShutdownTimeout:   25 * time.Second,
 	}, cfg)
 }
@@ -49,6 +50,7 @@ func TestConfigFromEnv(t *testing.T) {
 		"WEBHOOK_MAX_RETRIES":            "0",
 		"WEBHOOK_SWEEP_INTERVAL":         "1m",
 		"WEBHOOK_SWEEP_BATCH":            "200",
+		"WEBHOOK_RETENTION":              "168h",
 		"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
 		"STRIPE_WEBHOOK_SECRET":          "whsec_s",
 		"MONEROO_WEBHOOK_SECRET":         "mon",
@@ -69,6 +71,7 @@ func TestConfigFromEnv(t *testing.T) {
 		WebhookMaxRetries:    0,
 		SweepInterval:        time.Minute,
 		SweepBatch:           200,
+		WebhookRetention:     7 * 24 * time.Hour,
 		AllowPrivateNetworks: true,
 		StripeWebhookSecret:  "whsec_s",
 		MonerooWebhookSecret: "mon",
@@ -95,6 +98,7 @@ func TestConfigErrors(t *testing.T) {
 		{"WEBHOOK_MAX_RETRIES", "1000", nil},
 		{"WEBHOOK_SWEEP_BATCH", "0", nil},
 		{"WEBHOOK_SWEEP_BATCH", "1.5", nil},
+		{"WEBHOOK_RETENTION", "30d", nil},
 		{"ROLE", "admin", nil},
 		{"ROLE", "ALL", nil},
 		{"LOG_FORMAT", "xml", nil},

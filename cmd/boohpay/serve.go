@@ -49,6 +49,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		WebhookMaxRetries: retries,
 		SweepInterval:     cfg.SweepInterval,
 		SweepBatch:        cfg.SweepBatch,
+		Retention:         cfg.WebhookRetention,
 		Metrics:           m,
 
 		AllowPrivateNetworks: cfg.AllowPrivateNetworks,
@@ -84,6 +85,12 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	var srv *http.Server
 	serveErr := make(chan error, 1)
 	if runAPI {
+		var riverUI http.Handler
+		if cfg.AdminToken != "" { // without it /admin answers 404: no UI to build
+			if riverUI, err = api.NewRiverUI(ctx, riverClient, log); err != nil {
+				return err
+			}
+		}
 		e := api.NewServer(api.Config{
 			AdminToken:           cfg.AdminToken,
 			MetricsToken:         cfg.MetricsToken,
@@ -92,6 +99,8 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 			StripeWebhookSecret:   cfg.StripeWebhookSecret,
 			MonerooWebhookSecret:  cfg.MonerooWebhookSecret,
 			EBillingCallbackToken: cfg.EBillingToken,
+
+			RiverUI: riverUI,
 		}, log, store, m)
 		srv = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ConnState: m.ConnState}
 		log.Info("listening", "addr", ln.Addr().String(), "role", cfg.Role)

@@ -21,7 +21,7 @@ func TestPlainSecretsSignWithTheirOwnBytes(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, "v1,lw6imERnBOgPJSactsqPD6R9UINRuwbX50zrq5itlyE=", Standard("secret-key", "msg_1", 1700000000, []byte(`{"a":1}`)))
 	require.Equal(t, "sha256=b55a81137d0df4a3c2585b246e9dbc7e957811e4fd6613fdab592f15687ec523", Legacy("secret-key", []byte(`{"a":1}`)))
-	// A whsec_ secret keys the old scheme with its own text, as stored.
+	// A whsec_ secret whose rest is not base64 is keyed with its own bytes.
 	require.Equal(t, []byte("whsec_not base64!"), Key("whsec_not base64!"))
 }
 

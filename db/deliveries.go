@@ -340,7 +340,7 @@ func (s *Store) DeliverySweepBatchTx(ctx context.Context, tx pgx.Tx, limit int) 
 			AND (d.status = 'PROCESSING' OR d.next_retry_at IS NULL OR d.next_retry_at <= now())
 			AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = d.job_id
 				AND j.state NOT IN ('completed', 'cancelled', 'discarded'))
-		ORDER BY d.next_retry_at NULLS FIRST
+		ORDER BY d.next_retry_at
 		LIMIT $1
 		FOR UPDATE OF d SKIP LOCKED`, limit)
 	if err != nil {

@@ -37,6 +37,9 @@ type Config struct {
 	// Retention is how long delivery attempts and delivered deliveries are
 	// kept (WEBHOOK_RETENTION); see retention.go.
 	Retention time.Duration
+	// PollOnly makes River poll instead of LISTENing (RIVER_POLL_ONLY), for
+	// connection poolers in transaction mode; see docs/SCALING.md.
+	PollOnly bool
 	// Metrics counts delivery attempts (webhook_deliveries_total & co.);
 	// nil counts nothing.
 	Metrics *metrics.Metrics
@@ -113,6 +116,7 @@ func NewClient(pool *pgxpool.Pool, store *db.Store, log *slog.Logger, cfg Config
 			},
 		},
 		Workers:              workers,
+		PollOnly:             cfg.PollOnly,
 		RescueStuckJobsAfter: max(rescueAfterMin, delivery.timeout()),
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.IdempotencyInterval),

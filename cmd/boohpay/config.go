@@ -27,6 +27,7 @@ type config struct {
 	SweepInterval        time.Duration
 	SweepBatch           int
 	WebhookRetention     time.Duration
+	RiverPollOnly        bool
 	AllowPrivateNetworks bool
 	StripeWebhookSecret  string
 	MonerooWebhookSecret string
@@ -58,6 +59,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		SweepInterval:        p.duration("WEBHOOK_SWEEP_INTERVAL", 30*time.Second),
 		SweepBatch:           p.integer("WEBHOOK_SWEEP_BATCH", 50, 1, 10000),
 		WebhookRetention:     p.duration("WEBHOOK_RETENTION", 30*24*time.Hour),
+		RiverPollOnly:        p.boolean("RIVER_POLL_ONLY", false),
 		AllowPrivateNetworks: p.boolean("WEBHOOK_ALLOW_PRIVATE_NETWORKS", false),
 		StripeWebhookSecret:  getenv("STRIPE_WEBHOOK_SECRET"),
 		MonerooWebhookSecret: getenv("MONEROO_WEBHOOK_SECRET"),

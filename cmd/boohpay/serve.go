@@ -50,6 +50,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		SweepInterval:     cfg.SweepInterval,
 		SweepBatch:        cfg.SweepBatch,
 		Retention:         cfg.WebhookRetention,
+		PollOnly:          cfg.RiverPollOnly,
 		Metrics:           m,
 
 		AllowPrivateNetworks: cfg.AllowPrivateNetworks,

@@ -6,6 +6,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,7 +24,10 @@ type Store struct {
 
 // NewStore returns a Store on pool.
 func NewStore(pool *pgxpool.Pool) (*Store, error) {
-	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	// FetchCooldown also paces this client's insert notifications to the
+	// workers (at most one per queue per cooldown); River's 100 ms default
+	// would put up to 100 ms between a commit and its delivery.
+	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{FetchCooldown: time.Millisecond})
 	if err != nil {
 		return nil, fmt.Errorf("creating insert-only river client: %w", err)
 	}

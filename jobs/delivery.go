@@ -352,7 +352,7 @@ func (w *DeliveryWorker) post(ctx context.Context, t *db.DeliveryTarget, start t
 }
 
 // setHeaders sets SPEC §5's headers. With several secrets (a rotation's
-// grace period), each signature header lists one signature per secret,
+// grace period), webhook-signature lists one signature per secret,
 // space-separated, the current secret's first. The Standard Webhooks
 // header names are sent in lower case, as that spec writes them.
 func setHeaders(h http.Header, t *db.DeliveryTarget, timestamp int64) {
@@ -367,13 +367,14 @@ func setHeaders(h http.Header, t *db.DeliveryTarget, timestamp int64) {
 	if len(t.Secrets) == 0 {
 		return // a URL set by SQL without a secret: nothing to sign with
 	}
-	legacy := make([]string, len(t.Secrets))
+	// The old header is single-valued in the old service's format, and its
+	// receivers compare it whole: it carries the current secret's signature
+	// only. Rotation grace is Standard Webhooks' multi-signature header.
+	h.Set("X-BoohPay-Signature", signing.Legacy(t.Secrets[0], d.Payload))
 	standard := make([]string, len(t.Secrets))
 	for i, s := range t.Secrets {
-		legacy[i] = signing.Legacy(s, d.Payload)
 		standard[i] = signing.Standard(s, id, timestamp, d.Payload)
 	}
-	h.Set("X-BoohPay-Signature", strings.Join(legacy, " "))
 	h["webhook-signature"] = []string{strings.Join(standard, " ")}
 }
 

@@ -99,6 +99,10 @@ func errorResponse(err error) (int, errorBody) {
 		}
 		return he.Code, errorBody{errorDetail{Type: typ, Code: code, Message: messageOf(he)}}
 	}
+	if db.Unavailable(err) {
+		return http.StatusServiceUnavailable, errorBody{errorDetail{Type: "api_error", Code: db.EUnavailable,
+			Message: "the service is temporarily unavailable; retry later"}}
+	}
 	return http.StatusInternalServerError, errorBody{errorDetail{Type: "api_error", Code: "internal_error", Message: "internal error"}}
 }
 

@@ -3,8 +3,12 @@ package db
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Error codes of domain errors. The API maps each to one HTTP status.
@@ -57,4 +61,27 @@ func ErrorCode(err error) string {
 		return e.Code
 	}
 	return ""
+}
+
+// Unavailable reports whether err says the database could not be reached or
+// went away mid-statement (stopped, restarting, failing over, the
+// connection cut), as opposed to refusing the statement: the request may
+// succeed later, so the API answers 503 rather than 500.
+func Unavailable(err error) bool {
+	var connectErr *pgconn.ConnectError
+	var pgErr *pgconn.PgError
+	var netErr net.Error
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &pgErr):
+		// 08: connection exception; 57P01-03: admin or crash shutdown,
+		// cannot connect now (starting up or shutting down).
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	case errors.As(err, &connectErr), errors.As(err, &netErr),
+		errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, net.ErrClosed),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return true
+	}
+	return pgconn.SafeToRetry(err)
 }

@@ -13,6 +13,7 @@ import (
 func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store, m *metrics.Metrics) {
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(store))
+	e.GET("/openapi.yaml", handleOpenAPI())
 
 	v1 := e.Group("/v1", requireMerchant(store))
 

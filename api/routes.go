@@ -11,8 +11,14 @@ import (
 
 // addRoutes lists every route the service answers: the API surface at a glance.
 func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store, m *metrics.Metrics) {
+	// Probes and metrics: every role serves these, so a ROLE=worker process
+	// can be health-checked and scraped too.
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(store))
+	e.GET("/metrics", handleMetrics(m), requireToken(cfg.MetricsToken, false))
+	if cfg.OpsOnly {
+		return
+	}
 	e.GET("/openapi.yaml", handleOpenAPI())
 
 	v1 := e.Group("/v1", requireMerchant(store))
@@ -46,7 +52,6 @@ func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store, m *m
 	e.POST("/v1/webhooks/ebilling", handleEBillingCallback(cfg.EBillingCallbackToken, store, log, m))
 
 	// Ops.
-	e.GET("/metrics", handleMetrics(m), requireToken(cfg.MetricsToken, false))
 	admin := e.Group("/admin", requireAdmin(cfg.AdminToken))
 	admin.POST("/merchants", handleAdminMerchantCreate(store, cfg.AllowPrivateNetworks))
 	admin.POST("/payments/:id/status", handleAdminPaymentStatus(store))

@@ -25,6 +25,9 @@ type Config struct {
 	MonerooWebhookSecret  string // MONEROO_WEBHOOK_SECRET
 	EBillingCallbackToken string // EBILLING_CALLBACK_TOKEN, expected in ?token=
 
+	// OpsOnly serves only /healthz, /readyz and /metrics: a ROLE=worker process.
+	OpsOnly bool
+
 	// RiverUI is River's web UI (NewRiverUI), served at /admin/river/
 	// behind the admin guard; nil leaves it out.
 	RiverUI http.Handler

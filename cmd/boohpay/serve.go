@@ -63,14 +63,12 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	runAPI := cfg.Role == "all" || cfg.Role == "api"
 
 	// Bind the port before anything runs, so a taken HTTP_ADDR fails at once.
-	var ln net.Listener
-	if runAPI {
-		ln, err = net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("listening on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
-		}
-		defer ln.Close()
+	// Every role listens: a worker serves its probes and metrics there.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listening on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 	}
+	defer ln.Close()
 
 	if runWorkers {
 		defer m.SubscribeRiver(riverClient)()
@@ -83,30 +81,28 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		log.Info("workers started")
 	}
 
-	var srv *http.Server
-	serveErr := make(chan error, 1)
-	if runAPI {
-		var riverUI http.Handler
-		if cfg.AdminToken != "" { // without it /admin answers 404: no UI to build
-			if riverUI, err = api.NewRiverUI(ctx, riverClient, log); err != nil {
-				return err
-			}
+	var riverUI http.Handler
+	if runAPI && cfg.AdminToken != "" { // without it /admin answers 404: no UI to build
+		if riverUI, err = api.NewRiverUI(ctx, riverClient, log); err != nil {
+			return err
 		}
-		e := api.NewServer(api.Config{
-			AdminToken:           cfg.AdminToken,
-			MetricsToken:         cfg.MetricsToken,
-			AllowPrivateNetworks: cfg.AllowPrivateNetworks,
-
-			StripeWebhookSecret:   cfg.StripeWebhookSecret,
-			MonerooWebhookSecret:  cfg.MonerooWebhookSecret,
-			EBillingCallbackToken: cfg.EBillingToken,
-
-			RiverUI: riverUI,
-		}, log, store, m)
-		srv = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ConnState: m.ConnState}
-		log.Info("listening", "addr", ln.Addr().String(), "role", cfg.Role)
-		go func() { serveErr <- srv.Serve(ln) }()
 	}
+	e := api.NewServer(api.Config{
+		AdminToken:           cfg.AdminToken,
+		MetricsToken:         cfg.MetricsToken,
+		AllowPrivateNetworks: cfg.AllowPrivateNetworks,
+
+		StripeWebhookSecret:   cfg.StripeWebhookSecret,
+		MonerooWebhookSecret:  cfg.MonerooWebhookSecret,
+		EBillingCallbackToken: cfg.EBillingToken,
+
+		OpsOnly: !runAPI,
+		RiverUI: riverUI,
+	}, log, store, m)
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ConnState: m.ConnState}
+	serveErr := make(chan error, 1)
+	log.Info("listening", "addr", ln.Addr().String(), "role", cfg.Role)
+	go func() { serveErr <- srv.Serve(ln) }()
 
 	var errs []error
 	select {
@@ -121,10 +117,8 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	// The parent context is already cancelled; draining gets its own bound.
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	if srv != nil {
-		if err := srv.Shutdown(shutdownCtx); err != nil {
-			errs = append(errs, fmt.Errorf("draining http: %w", err))
-		}
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		errs = append(errs, fmt.Errorf("draining http: %w", err))
 	}
 	if runWorkers {
 		if err := riverClient.Stop(shutdownCtx); err != nil {

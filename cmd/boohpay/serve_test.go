@@ -52,14 +52,14 @@ func (b *syncBuffer) logLine(msg string) map[string]any {
 
 // serveBundle is `boohpay serve` running in-process.
 type serveBundle struct {
-	base   string // http://127.0.0.1:port, "" for ROLE=worker
+	base   string // http://127.0.0.1:port
 	stop   context.CancelFunc
 	done   chan error
 	stderr *syncBuffer
 }
 
 // startServe runs `boohpay serve` on a free port with vars on top of a
-// quiet default environment, and waits until it answers /healthz (or, for
+// quiet default environment, and waits until it answers /healthz (and, for
 // ROLE=worker, until the workers started).
 func startServe(t *testing.T, vars map[string]string) *serveBundle {
 	t.Helper()
@@ -90,8 +90,8 @@ func startServe(t *testing.T, vars map[string]string) *serveBundle {
 			return true
 		default:
 		}
-		if all["ROLE"] == "worker" {
-			return s.stderr.logLine("workers started") != nil
+		if all["ROLE"] == "worker" && s.stderr.logLine("workers started") == nil {
+			return false
 		}
 		line := s.stderr.logLine("listening")
 		if line == nil {
@@ -278,7 +278,16 @@ func TestServeRoles(t *testing.T) {
 	t.Run("worker", func(t *testing.T) {
 		t.Parallel()
 		s := startServe(t, map[string]string{"DATABASE_URL": dbtest.URL(t), "ROLE": "worker"})
-		require.Nil(t, s.stderr.logLine("listening"), "workers serve no HTTP")
+		// A worker serves its probes and metrics, and no API.
+		code, _ := get(t, s.base+"/readyz")
+		require.Equal(t, http.StatusOK, code)
+		code, body := get(t, s.base+"/metrics")
+		require.Equal(t, http.StatusOK, code)
+		require.Contains(t, string(body), "queue_size")
+		code, _ = get(t, s.base+"/v1/payments")
+		require.Equal(t, http.StatusNotFound, code)
+		code, _ = get(t, s.base+"/openapi.yaml")
+		require.Equal(t, http.StatusNotFound, code)
 		require.NoError(t, s.shutdown(t))
 	})
 }

@@ -45,6 +45,11 @@ func decodeJSON(c echo.Context, dst any) ([]byte, error) {
 	if !utf8.Valid(body) {
 		return nil, invalid("", "the request body is not valid UTF-8")
 	}
+	// json.Decode accepts null for a struct and leaves it untouched: a
+	// body of null would pass as {}.
+	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		return nil, invalid("", "the request body must be a JSON object")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"net/http"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
@@ -28,6 +30,11 @@ func createIdempotent(c echo.Context, store *db.Store, body []byte, create creat
 	key := c.Request().Header.Get("Idempotency-Key")
 	if len(key) > maxIdempotencyKeyLen {
 		return invalid("Idempotency-Key", "Idempotency-Key must be at most 255 characters")
+	}
+	// Stored as Postgres text: invalid UTF-8 or a NUL would fail the
+	// insert (a 500), and no client means a control character.
+	if !printable(key) {
+		return invalid("Idempotency-Key", "Idempotency-Key must be printable UTF-8 text")
 	}
 	method, path := c.Request().Method, c.Path()
 	sum := sha256.Sum256(body)
@@ -64,4 +71,17 @@ func createIdempotent(c echo.Context, store *db.Store, body []byte, create creat
 		return c.JSONBlob(replay.StatusCode, replay.Body)
 	}
 	return c.JSONBlob(http.StatusCreated, out)
+}
+
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }

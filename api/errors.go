@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -38,6 +39,10 @@ var statusOf = map[string]struct {
 	db.EUnauthorized:      {http.StatusUnauthorized, "authentication_error"},
 	db.EUnavailable:       {http.StatusServiceUnavailable, "api_error"},
 }
+
+// statusClientClosedRequest is nginx's status for a request whose client
+// closed the connection before the answer.
+const statusClientClosedRequest = 499
 
 // httpCodes names echo's own errors (routing, body limit) in the same shape.
 var httpCodes = map[int]string{
@@ -98,6 +103,13 @@ func errorResponse(err error) (int, errorBody) {
 			typ = "authentication_error"
 		}
 		return he.Code, errorBody{errorDetail{Type: typ, Code: code, Message: messageOf(he)}}
+	}
+	if errors.Is(err, context.Canceled) {
+		// The client went away mid-request (Go cancels a request's context
+		// when its connection closes): not a server error, and not worth
+		// an error log or a 5xx in the metrics; nobody reads this answer.
+		return statusClientClosedRequest, errorBody{errorDetail{Type: "invalid_request_error", Code: "client_closed_request",
+			Message: "the client closed the request"}}
 	}
 	if db.Unavailable(err) {
 		return http.StatusServiceUnavailable, errorBody{errorDetail{Type: "api_error", Code: db.EUnavailable,

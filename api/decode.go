@@ -70,7 +70,9 @@ func jsonError(err error) error {
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
+		// Field names and map keys come from the client: clipped, so an
+		// error never echoes a megabyte back.
+		field := clip(typeErr.Field)
 		if field == "" {
 			return invalid("", "the request body must be a JSON object")
 		}
@@ -78,7 +80,7 @@ func jsonError(err error) error {
 	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
 		return invalid("", "the request body is not valid JSON")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		field := clip(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`))
 		return invalid(field, fmt.Sprintf("unknown field %q", field))
 	}
 	return invalid("", "the request body is not valid JSON: "+err.Error())

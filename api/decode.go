@@ -121,8 +121,9 @@ func pathID(c echo.Context, name string) (uuid.UUID, error) {
 }
 
 // listParams reads ?limit=1..100 (default 10)&starting_after=<id> and the
-// route's filter parameter (status or type).
-func listParams(c echo.Context, filter string) (db.ListParams, error) {
+// route's filter parameter (status or type), which must be one of allowed
+// when that is given.
+func listParams(c echo.Context, filter string, allowed ...string) (db.ListParams, error) {
 	p := db.ListParams{Limit: 10, Filter: c.QueryParam(filter)}
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -140,6 +141,9 @@ func listParams(c echo.Context, filter string) (db.ListParams, error) {
 	}
 	if len(p.Filter) > 64 {
 		return p, invalid(filter, filter+" is too long")
+	}
+	if p.Filter != "" && len(allowed) > 0 && !oneOf(p.Filter, allowed) {
+		return p, invalid(filter, filter+" must be one of "+strings.Join(allowed, ", "))
 	}
 	return p, nil
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -11,12 +10,9 @@ import (
 
 func handleDeliveryList(store *db.Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		params, err := listParams(c, "status")
+		params, err := listParams(c, "status", db.DeliveryStatuses...)
 		if err != nil {
 			return err
-		}
-		if params.Filter != "" && !oneOf(params.Filter, db.DeliveryStatuses) {
-			return invalid("status", "status must be one of "+strings.Join(db.DeliveryStatuses, ", "))
 		}
 		items, hasMore, err := store.DeliveryList(c.Request().Context(), merchantOf(c).ID, params)
 		if err != nil {

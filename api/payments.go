@@ -76,12 +76,9 @@ var paymentStatuses = []string{db.PaymentPending, db.PaymentAuthorized, db.Payme
 
 func handlePaymentList(store *db.Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		params, err := listParams(c, "status")
+		params, err := listParams(c, "status", paymentStatuses...)
 		if err != nil {
 			return err
-		}
-		if params.Filter != "" && !oneOf(params.Filter, paymentStatuses) {
-			return invalid("status", "status must be one of PENDING, AUTHORIZED, SUCCEEDED, FAILED, CANCELLED, REFUNDED")
 		}
 		items, hasMore, err := store.PaymentList(c.Request().Context(), merchantOf(c).ID, params)
 		if err != nil {
@@ -114,25 +111,34 @@ type simulateRequest struct {
 	FailureReason *string `json:"failure_reason"`
 }
 
+// decodeSimulate reads a simulate request ({status, failure_reason?}) for
+// the object in the path, with status one of statuses.
+func decodeSimulate(c echo.Context, statuses []string) (db.TransitionParams, error) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return db.TransitionParams{}, err
+	}
+	var req simulateRequest
+	if _, err := decodeJSON(c, &req); err != nil {
+		return db.TransitionParams{}, err
+	}
+	if err := firstErr(checkChoice("status", req.Status, statuses),
+		checkText("failure_reason", req.FailureReason, maxDescriptionLen)); err != nil {
+		return db.TransitionParams{}, err
+	}
+	return db.TransitionParams{MerchantID: merchantOf(c).ID, ID: id, Status: req.Status, FailureReason: req.FailureReason}, nil
+}
+
 // handlePaymentSimulate drives a sandbox payment through any legal
 // transition, as a provider would.
 func handlePaymentSimulate(store *db.Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		id, err := pathID(c, "id")
+		params, err := decodeSimulate(c, paymentStatuses)
 		if err != nil {
 			return err
 		}
-		var req simulateRequest
-		if _, err := decodeJSON(c, &req); err != nil {
-			return err
-		}
-		if err := firstErr(checkChoice("status", req.Status, paymentStatuses),
-			checkText("failure_reason", req.FailureReason, maxDescriptionLen)); err != nil {
-			return err
-		}
 		ctx := c.Request().Context()
-		merchantID := merchantOf(c).ID
-		current, err := store.PaymentGet(ctx, merchantID, id)
+		current, err := store.PaymentGet(ctx, params.MerchantID, params.ID)
 		if err != nil {
 			return err
 		}
@@ -140,9 +146,7 @@ func handlePaymentSimulate(store *db.Store) echo.HandlerFunc {
 			return &db.Error{Code: db.EConflict, Param: "gateway",
 				Message: "simulate works only on payments with gateway sandbox"}
 		}
-		p, _, err := store.PaymentTransition(ctx, db.TransitionParams{
-			MerchantID: merchantID, ID: id, Status: req.Status, FailureReason: req.FailureReason,
-		})
+		p, _, err := store.PaymentTransition(ctx, params)
 		if err != nil {
 			return err
 		}

@@ -78,12 +78,9 @@ var payoutStatuses = []string{db.PayoutPending, db.PayoutProcessing, db.PayoutSu
 
 func handlePayoutList(store *db.Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		params, err := listParams(c, "status")
+		params, err := listParams(c, "status", payoutStatuses...)
 		if err != nil {
 			return err
-		}
-		if params.Filter != "" && !oneOf(params.Filter, payoutStatuses) {
-			return invalid("status", "status must be one of PENDING, PROCESSING, SUCCEEDED, FAILED")
 		}
 		items, hasMore, err := store.PayoutList(c.Request().Context(), merchantOf(c).ID, params)
 		if err != nil {
@@ -96,21 +93,12 @@ func handlePayoutList(store *db.Store) echo.HandlerFunc {
 // handlePayoutSimulate drives a sandbox payout through any legal transition.
 func handlePayoutSimulate(store *db.Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		id, err := pathID(c, "id")
+		params, err := decodeSimulate(c, payoutStatuses)
 		if err != nil {
 			return err
 		}
-		var req simulateRequest
-		if _, err := decodeJSON(c, &req); err != nil {
-			return err
-		}
-		if err := firstErr(checkChoice("status", req.Status, payoutStatuses),
-			checkText("failure_reason", req.FailureReason, maxDescriptionLen)); err != nil {
-			return err
-		}
 		ctx := c.Request().Context()
-		merchantID := merchantOf(c).ID
-		current, err := store.PayoutGet(ctx, merchantID, id)
+		current, err := store.PayoutGet(ctx, params.MerchantID, params.ID)
 		if err != nil {
 			return err
 		}
@@ -118,9 +106,7 @@ func handlePayoutSimulate(store *db.Store) echo.HandlerFunc {
 			return &db.Error{Code: db.EConflict, Param: "provider",
 				Message: "simulate works only on payouts with provider sandbox"}
 		}
-		p, _, err := store.PayoutTransition(ctx, db.TransitionParams{
-			MerchantID: merchantID, ID: id, Status: req.Status, FailureReason: req.FailureReason,
-		})
+		p, _, err := store.PayoutTransition(ctx, params)
 		if err != nil {
 			return err
 		}

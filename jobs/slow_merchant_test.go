@@ -1,0 +1,323 @@
+package jobs
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/boohpay/boohpay/db"
+)
+
+// Slow and broken merchants (issue 8): an endpoint that trickles its answer
+// (slowloris), sends an endless body or endless headers, fails TLS, resets
+// the connection or answers garbage makes each attempt end within the
+// webhook timeout as a failed attempt, its connection closed by us; and the
+// worker pool stays healthy: other merchants' deliveries go through
+// meanwhile and afterwards, and no job is left running.
+
+// brokenServer is a TCP endpoint that misbehaves in one way. It counts the
+// connections it accepted and those that ended, i.e. that our side closed
+// (every handler runs until its connection fails).
+type brokenServer struct {
+	ln       net.Listener
+	accepted atomic.Int32
+	ended    atomic.Int32
+}
+
+func newBrokenServer(t *testing.T, handle func(net.Conn)) *brokenServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := &brokenServer{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.accepted.Add(1)
+			go func() {
+				defer s.ended.Add(1)
+				defer conn.Close()
+				handle(conn)
+			}()
+		}
+	}()
+	return s
+}
+
+func (s *brokenServer) url(scheme string) string {
+	return scheme + "://" + s.ln.Addr().String() + "/hooks"
+}
+
+// readRequest reads the request head (and what body has arrived), so the
+// answer comes after it as a real server's would.
+func readRequest(conn net.Conn) {
+	r := bufio.NewReader(conn)
+	if req, err := http.ReadRequest(r); err == nil {
+		_, _ = r.Discard(int(max(req.ContentLength, 0)))
+	}
+}
+
+// trickle writes s, then each byte of s after that, pausing between bytes,
+// until the connection fails.
+func trickle(conn net.Conn, head string, each string, pause time.Duration) {
+	if _, err := conn.Write([]byte(head)); err != nil {
+		return
+	}
+	for {
+		for i := range len(each) {
+			time.Sleep(pause)
+			if _, err := conn.Write([]byte{each[i]}); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// waitClosed reads until our side closes the connection.
+func waitClosed(conn net.Conn) {
+	buf := make([]byte, 4096)
+	for {
+		if _, err := conn.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+func reset(conn net.Conn) {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // close with RST
+	}
+}
+
+func TestDeliverySlowAndBrokenMerchants(t *testing.T) {
+	t.Parallel()
+	const timeout = 2 * time.Second
+	// "Does not hang" bound on one attempt, generous for a loaded machine:
+	// the timeout plus 5 s.
+	const attemptBound = timeout + 5*time.Second
+
+	endless := strings.Repeat("x", 64<<10)
+	selfSigned := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	selfSigned.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake errors are the point
+	selfSigned.StartTLS()
+	t.Cleanup(selfSigned.Close)
+	plain := newReceiver(t, nil)
+
+	type endpoint struct {
+		name   string
+		url    func(t *testing.T) (string, *brokenServer)
+		wantOK bool // a 2xx came within the timeout: delivered, whatever followed
+		// reason is the failure's metrics label; "timeout|connection" when
+		// either may come first on a loaded machine.
+		reason string
+	}
+	server := func(scheme string, handle func(net.Conn)) func(t *testing.T) (string, *brokenServer) {
+		return func(t *testing.T) (string, *brokenServer) {
+			s := newBrokenServer(t, handle)
+			return s.url(scheme), s
+		}
+	}
+	endpoints := []endpoint{
+		{"slowloris status line", server("http", func(c net.Conn) {
+			readRequest(c)
+			trickle(c, "", "HTTP/1.1 200 OK\r\n", 300*time.Millisecond)
+		}), false, reasonTimeout},
+		{"slowloris headers", server("http", func(c net.Conn) {
+			readRequest(c)
+			trickle(c, "HTTP/1.1 200 OK\r\n", "X-Slow: aaaaaaaaaaaaaaaa\r\n", 100*time.Millisecond)
+		}), false, reasonTimeout},
+		{"never answers", server("http", func(c net.Conn) { waitClosed(c) }), false, reasonTimeout},
+		{"endless error body", server("http", func(c net.Conn) {
+			readRequest(c)
+			trickle(c, "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\n", endless, 0)
+		}), false, reasonHTTPStatus},
+		{"endless slow error body", server("http", func(c net.Conn) {
+			readRequest(c)
+			trickle(c, "HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n", "1\r\nx\r\n", 100*time.Millisecond)
+		}), false, reasonHTTPStatus},
+		{"endless headers", server("http", func(c net.Conn) {
+			readRequest(c)
+			trickle(c, "HTTP/1.1 200 OK\r\n", "X-Endless: "+endless[:4000]+"\r\n", 0)
+		}), false, reasonTimeout + "|" + reasonConnection},
+		{"endless 1xx", server("http", func(c net.Conn) {
+			readRequest(c)
+			trickle(c, "", "HTTP/1.1 102 Processing\r\n\r\n", 0)
+		}), false, reasonTimeout + "|" + reasonConnection},
+		{"garbage answer", server("http", func(c net.Conn) {
+			readRequest(c)
+			_, _ = c.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n"))
+			waitClosed(c)
+		}), false, reasonConnection},
+		{"reset on accept", server("http", func(c net.Conn) { reset(c) }), false, reasonConnection},
+		{"reset after the request", server("http", func(c net.Conn) { readRequest(c); reset(c) }), false, reasonConnection},
+		{"reset mid-answer", server("http", func(c net.Conn) {
+			readRequest(c)
+			_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Le"))
+			reset(c)
+		}), false, reasonConnection},
+		{"TLS handshake never completes", server("https", func(c net.Conn) { waitClosed(c) }), false, reasonTimeout},
+		{"TLS garbage", server("https", func(c net.Conn) {
+			b := make([]byte, 512)
+			_, _ = rand.Read(b)
+			_, _ = c.Write(b)
+			waitClosed(c)
+		}), false, reasonConnection},
+		{"TLS self-signed certificate", func(*testing.T) (string, *brokenServer) { return selfSigned.URL + "/hooks", nil }, false, reasonConnection},
+		{"TLS to a plain HTTP server", func(*testing.T) (string, *brokenServer) {
+			return strings.Replace(plain.URL, "http://", "https://", 1) + "/hooks", nil
+		}, false, reasonConnection},
+		// The merchant said 200 in time: delivered, even if the body never ends.
+		{"200 then an endless slow body", server("http", func(c net.Conn) {
+			readRequest(c)
+			trickle(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "1\r\nx\r\n", 100*time.Millisecond)
+		}), true, ""},
+	}
+
+	b := setup(t)
+	type target struct {
+		endpoint
+		server *brokenServer
+		ids    []uuid.UUID
+	}
+	var targets []*target
+	for _, e := range endpoints {
+		url, s := e.url(t)
+		m, _ := b.merchant("")
+		_, err := b.pool.Exec(context.Background(), `UPDATE merchants SET webhook_url = $2, webhook_secret = 'secret-key' WHERE id = $1`, m.ID, url)
+		require.NoError(t, err)
+		tg := &target{endpoint: e, server: s}
+		for range 3 {
+			tg.ids = append(tg.ids, b.emit(m))
+		}
+		targets = append(targets, tg)
+	}
+	healthy := newReceiver(t, nil)
+	good, _ := b.merchant(healthy.URL)
+	var goodIDs []uuid.UUID
+	for range 20 {
+		goodIDs = append(goodIDs, b.emit(good))
+	}
+
+	cfg := testConfig()
+	cfg.WebhookTimeout = timeout
+	cfg.WebhookMaxRetries = 1 // two attempts each, through the retry path
+	cfg.Workers = 8           // fewer workers than broken deliveries: the pool must keep turning
+	reasons := &reasonLog{byDelivery: map[string][]string{}}
+	b.startWith(cfg, slog.New(reasons))
+
+	// The healthy merchant is served while the broken ones misbehave.
+	for _, id := range goodIDs {
+		b.waitStatus(id, db.DeliverySucceeded, 60*time.Second)
+	}
+
+	for _, tg := range targets {
+		for _, id := range tg.ids {
+			want := db.DeliveryFailed
+			if tg.wantOK {
+				want = db.DeliverySucceeded
+			}
+			row := b.waitStatus(id, want, 120*time.Second)
+			rows, err := b.pool.Query(context.Background(), `SELECT duration_ms, coalesce(error, '') FROM webhook_delivery_attempts WHERE delivery_id = $1`, id)
+			require.NoError(t, err)
+			n := 0
+			for rows.Next() {
+				var ms int
+				var msg string
+				require.NoError(t, rows.Scan(&ms, &msg))
+				n++
+				require.LessOrEqual(t, time.Duration(ms)*time.Millisecond, attemptBound, "%s: an attempt took %d ms", tg.name, ms)
+				if !tg.wantOK {
+					require.NotEmpty(t, msg, tg.name)
+				}
+			}
+			require.NoError(t, rows.Err())
+			if tg.wantOK {
+				require.Equal(t, 1, n, tg.name)
+				continue
+			}
+			require.Equal(t, 2, n, "%s: the first attempt and its retry", tg.name)
+			// Logged just after the ledger commit.
+			require.Eventually(t, func() bool { return len(reasons.of(id)) == 2 }, 10*time.Second, 5*time.Millisecond, tg.name)
+			got := reasons.of(id)
+			for _, r := range got {
+				require.Contains(t, strings.Split(tg.reason, "|"), r, "%s: %s", tg.name, *row.ErrorMessage)
+			}
+			t.Logf("%s: %s (%s)", tg.name, *row.ErrorMessage, tg.reason)
+		}
+	}
+
+	// Every connection a broken endpoint accepted was closed by us.
+	for _, tg := range targets {
+		if tg.server == nil {
+			continue
+		}
+		require.Positive(t, tg.server.accepted.Load(), tg.name)
+		require.Eventually(t, func() bool { return tg.server.ended.Load() == tg.server.accepted.Load() }, attemptBound, 10*time.Millisecond,
+			"%s: %d of %d connections still open", tg.name, tg.server.accepted.Load()-tg.server.ended.Load(), tg.server.accepted.Load())
+	}
+
+	// The pool is healthy afterwards: nothing stuck, new deliveries go through.
+	require.Zero(t, b.count(`SELECT count(*) FROM river_job WHERE state = 'running'`))
+	for range 20 {
+		goodIDs = append(goodIDs, b.emit(good))
+	}
+	for _, id := range goodIDs {
+		b.waitStatus(id, db.DeliverySucceeded, 60*time.Second)
+	}
+	require.Len(t, healthy.got(), len(goodIDs))
+	require.Equal(t, len(goodIDs), b.count(`SELECT count(*) FROM webhook_deliveries WHERE merchant_id = $1 AND attempts = 1`, good.ID))
+}
+
+// reasonLog keeps each failed attempt's reason (the metrics label) by delivery.
+type reasonLog struct {
+	mu         sync.Mutex
+	byDelivery map[string][]string
+}
+
+func (l *reasonLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *reasonLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *reasonLog) WithGroup(string) slog.Handler            { return l }
+
+func (l *reasonLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "webhook attempt" {
+		return nil
+	}
+	var id, reason string
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "delivery_id":
+			id = a.Value.String()
+		case "reason":
+			reason = a.Value.String()
+		}
+		return true
+	})
+	if reason != "" {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.byDelivery[id] = append(l.byDelivery[id], reason)
+	}
+	return nil
+}
+
+func (l *reasonLog) of(id uuid.UUID) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.byDelivery[id.String()]
+}

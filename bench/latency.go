@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Scenario 2, end-to-end latency: payments created through the HTTP API at
+// a steady rate; for each, the time from its commit (the 201 reaching the
+// client, a hair after the commit) to its payment.pending delivery arriving,
+// signed and verified, at the receiver. Baseline: bare River, a no-op job
+// inserted and committed at the same rate, from commit to the worker
+// starting it: the queue's latency alone.
+
+const (
+	latencyRate    = 200.0 // events per second
+	latencySenders = 32    // concurrent requests the load generator may have open
+	warmup         = 2 * time.Second
+)
+
+type latencyResult struct {
+	Rate      float64    `json:"events_per_second"`
+	DurationS float64    `json:"duration_s"`
+	Service   latencyRun `json:"service"`
+	Baseline  latencyRun `json:"river_noop"`
+}
+
+type latencyRun struct {
+	latency
+	// MaxLagMS is the latest a create started behind schedule: when large,
+	// the load generator (not the service) shaped the numbers.
+	MaxLagMS   float64 `json:"max_lag_ms"`
+	Errors     int     `json:"errors"`
+	CPU        cpuUse  `json:"cpu"`
+	PeakRSSMiB float64 `json:"peak_rss_mib,omitempty"`
+}
+
+func (b *bench) latency(ctx context.Context) (*latencyResult, error) {
+	n := int(latencyRate * b.opts.latencyFor.Seconds())
+	res := &latencyResult{Rate: latencyRate, DurationS: b.opts.latencyFor.Seconds()}
+
+	dbURL, err := b.pg.database(ctx, "latency")
+	if err != nil {
+		return nil, err
+	}
+	ep := b.rcv.endpoint("latency", answerOK)
+	m, err := b.createMerchant(ctx, dbURL, "latency", ep.url)
+	if err != nil {
+		return nil, err
+	}
+	ep.setSecret(m.WebhookSecret)
+	svc, err := b.startService(ctx, "latency", dbURL, "all")
+	if err != nil {
+		return nil, err
+	}
+	defer svc.stop()
+	clients := []*apiClient{newAPIClient(svc.base, m.APIKey)}
+	b.createAtRate(ctx, clients, nil, latencyRate, int(latencyRate*warmup.Seconds()))
+	c0 := b.cpu.snapshot(svc.pid())
+	load := b.createAtRate(ctx, clients, nil, latencyRate, n)
+	res.Service, err = b.deliveryLatencies(ctx, ep, load.committed[0], 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	res.Service.CPU = c0.use(b.cpu.snapshot(svc.pid()))
+	res.Service.MaxLagMS, res.Service.Errors = ms(load.maxLag), load.errors
+	res.Service.PeakRSSMiB = mib(svc.stop())
+	b.noteRSS("latency", res.Service.PeakRSSMiB)
+	b.logf("latency: service p50 %.1f p90 %.1f p99 %.1f max %.1f ms (%s)",
+		res.Service.P50, res.Service.P90, res.Service.P99, res.Service.Max, res.Service.CPU)
+
+	res.Baseline, err = b.riverLatency(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	b.logf("latency: River no-op p50 %.1f p90 %.1f p99 %.1f max %.1f ms (%s)",
+		res.Baseline.P50, res.Baseline.P90, res.Baseline.P99, res.Baseline.Max, res.Baseline.CPU)
+	return res, nil
+}
+
+// load is what createAtRate did: per client, each payment's commit time by id.
+type load struct {
+	committed []map[string]time.Time
+	maxLag    time.Duration
+	errors    int
+}
+
+// createAtRate creates n payments through the API at rate, the i-th as
+// clients[pick(i)] (nil pick: clients[0]).
+func (b *bench) createAtRate(ctx context.Context, clients []*apiClient, pick func(i int) int, rate float64, n int) *load {
+	l := &load{committed: make([]map[string]time.Time, len(clients))}
+	for i := range clients {
+		l.committed[i] = make(map[string]time.Time, n/len(clients)+1)
+	}
+	var mu sync.Mutex
+	var errs atomic.Int64
+	l.maxLag = pace(ctx, n, rate, latencySenders, func(ctx context.Context, i int) {
+		k := 0
+		if pick != nil {
+			k = pick(i)
+		}
+		id, err := clients[k].createPayment(ctx)
+		at := time.Now()
+		if err != nil {
+			if errs.Add(1) == 1 {
+				b.logf("create failed: %v", err)
+			}
+			return
+		}
+		mu.Lock()
+		l.committed[k][id] = at
+		mu.Unlock()
+	})
+	l.errors = int(errs.Load())
+	return l
+}
+
+// deliveryLatencies waits (up to wait) for the payment.pending delivery of
+// every committed payment to reach ep, and summarizes commit to arrival.
+func (b *bench) deliveryLatencies(ctx context.Context, ep *endpoint, committed map[string]time.Time, wait time.Duration) (latencyRun, error) {
+	arrived := func() map[string]time.Time { return ep.firstArrivals("payment.pending") }
+	_ = waitFor(ctx, wait, 50*time.Millisecond, func(context.Context) (bool, error) {
+		got := arrived()
+		for id := range committed {
+			if _, ok := got[id]; !ok {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if _, bad := ep.snapshot(); bad > 0 {
+		return latencyRun{}, fmt.Errorf("%d deliveries to %s had a bad signature", bad, ep.url)
+	}
+	got := arrived()
+	ds := make([]time.Duration, 0, len(committed))
+	missing := 0
+	for id, t0 := range committed {
+		if t1, ok := got[id]; ok {
+			ds = append(ds, t1.Sub(t0))
+		} else {
+			missing++
+		}
+	}
+	return latencyRun{latency: summarize(ds, missing)}, nil
+}
+
+// riverLatency is the baseline: no-op jobs inserted and committed at the
+// same rate into bare River, from commit to the worker starting each.
+func (b *bench) riverLatency(ctx context.Context, n int) (latencyRun, error) {
+	dbURL, err := b.pg.database(ctx, "latency_river")
+	if err != nil {
+		return latencyRun{}, err
+	}
+	warm := int(latencyRate * warmup.Seconds())
+	var mu sync.Mutex
+	started := make([]time.Time, warm+n)
+	committed := make([]time.Time, warm+n)
+	r, err := startBareRiver(ctx, dbURL, func(seq int, at time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		if seq < len(started) && started[seq].IsZero() {
+			started[seq] = at
+		}
+	})
+	if err != nil {
+		return latencyRun{}, err
+	}
+	defer r.stop()
+	var errs atomic.Int64
+	insert := func(ctx context.Context, seq int) {
+		tx, err := r.pool.Begin(ctx)
+		if err == nil {
+			if _, err = r.client.InsertTx(ctx, tx, noopArgs{Seq: seq}, nil); err == nil {
+				err = tx.Commit(ctx)
+			}
+			_ = tx.Rollback(ctx)
+		}
+		at := time.Now()
+		if err != nil {
+			errs.Add(1)
+			return
+		}
+		mu.Lock()
+		committed[seq] = at
+		mu.Unlock()
+	}
+	pace(ctx, warm, latencyRate, latencySenders, insert)
+	c0 := b.cpu.snapshot(0)
+	lag := pace(ctx, n, latencyRate, latencySenders, func(ctx context.Context, i int) { insert(ctx, warm+i) })
+	_ = waitFor(ctx, 30*time.Second, 50*time.Millisecond, func(context.Context) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for seq := warm; seq < warm+n; seq++ {
+			if started[seq].IsZero() && !committed[seq].IsZero() {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	run := latencyRun{CPU: c0.use(b.cpu.snapshot(0)), MaxLagMS: ms(lag), Errors: int(errs.Load())}
+	mu.Lock()
+	defer mu.Unlock()
+	ds := make([]time.Duration, 0, n)
+	missing := 0
+	for seq := warm; seq < warm+n; seq++ {
+		switch {
+		case committed[seq].IsZero():
+		case started[seq].IsZero():
+			missing++
+		default:
+			ds = append(ds, started[seq].Sub(committed[seq]))
+		}
+	}
+	run.latency = summarize(ds, missing)
+	return run, nil
+}

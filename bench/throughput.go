@@ -1,0 +1,336 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/boohpay/boohpay/db"
+)
+
+// Scenario 1, delivery throughput: events already queued, every merchant
+// answering 200 at once, against bare River working as many no-op jobs with
+// the same pool size and fetch settings. The two run in alternating rounds
+// (a batch of deliveries, a batch of no-op jobs, and again), so that a
+// change in other people's load on the machine hits both alike.
+
+type throughputResult struct {
+	Events    int           `json:"events"` // per side, over every round
+	Rounds    int           `json:"rounds"`
+	Merchants int           `json:"merchants"`
+	Service   throughputRun `json:"service"`
+	Baseline  throughputRun `json:"bare_river"`
+	Ratio     float64       `json:"ratio"` // service / bare River
+}
+
+type throughputRun struct {
+	// PerSecond is jobs per second over the rounds' windows, each from its
+	// first job's start to its last job's completion as river_job records
+	// them (one clock, the database's, for both sides).
+	PerSecond float64 `json:"per_second"`
+	WindowS   float64 `json:"window_s"`
+	CPU       cpuUse  `json:"cpu"`
+	// CPUPerJob is CPU milliseconds per job by process: steadier than the
+	// rate on a shared machine, since other people's load slows a run down
+	// without making each job cost more.
+	CPUPerJob cpuCost `json:"cpu_ms_per_job"`
+	// The service only: allocations in the service process per delivery
+	// (go_memstats deltas around each batch, less a scrape's own), and its
+	// peak RSS.
+	AllocsPerDelivery float64 `json:"allocs_per_delivery,omitempty"`
+	BytesPerDelivery  float64 `json:"bytes_per_delivery,omitempty"`
+	PeakRSSMiB        float64 `json:"peak_rss_mib,omitempty"`
+}
+
+// throughputMerchants spreads the events so that the per-merchant cap (10
+// attempts in flight) is not what limits the 100 workers.
+const throughputMerchants = 20
+
+func (b *bench) throughput(ctx context.Context) (*throughputResult, error) {
+	rounds := b.opts.throughputRounds
+	batch := b.opts.events / rounds
+	res := &throughputResult{Events: batch * rounds, Rounds: rounds, Merchants: throughputMerchants}
+
+	dbURL, err := b.pg.database(ctx, "throughput")
+	if err != nil {
+		return nil, err
+	}
+	ms := make([]*merchant, throughputMerchants)
+	eps := make([]*endpoint, throughputMerchants)
+	for i := range ms {
+		name := fmt.Sprintf("throughput-%d", i)
+		eps[i] = b.rcv.endpoint(name, answerOK)
+		if ms[i], err = b.createMerchant(ctx, dbURL, name, eps[i].url); err != nil {
+			return nil, err
+		}
+		eps[i].setSecret(ms[i].WebhookSecret)
+	}
+	received := func() (n int) {
+		for _, ep := range eps {
+			n += ep.count()
+		}
+		return n
+	}
+	svc, err := b.startService(ctx, "throughput", dbURL, "all")
+	if err != nil {
+		return nil, err
+	}
+	defer svc.stop()
+
+	riverURL, err := b.pg.database(ctx, "throughput_river")
+	if err != nil {
+		return nil, err
+	}
+	var worked atomic.Int64
+	r, err := startBareRiver(ctx, riverURL, func(int, time.Time) { worked.Add(1) })
+	if err != nil {
+		return nil, err
+	}
+	defer r.stop()
+
+	var svcCPU, riverCPU cpuAccum
+	var allocs, bytes float64
+	for round := range rounds {
+		b.logf("throughput: round %d of %d: %d deliveries, then %d no-op jobs", round+1, rounds, batch, batch)
+		// Before the batch takes its ids: a job committed meanwhile (a
+		// periodic one) may take a higher id than the batch's.
+		after, err := maxJobID(ctx, dbURL)
+		if err != nil {
+			return nil, err
+		}
+		q, err := prequeue(ctx, dbURL, ms, batch)
+		if err != nil {
+			return nil, err
+		}
+		m0, err := svc.scrape(ctx)
+		if err == nil {
+			_, err = svc.scrape(ctx) // measures a scrape's own allocations
+		}
+		m1, err2 := svc.scrape(ctx)
+		if err != nil || err2 != nil {
+			q.close()
+			return nil, fmt.Errorf("scraping the service: %w", cmpErr(err, err2))
+		}
+		want := received() + batch
+		c0 := b.cpu.snapshot(svc.pid())
+		err = q.commit(ctx)
+		q.close()
+		if err != nil {
+			return nil, err
+		}
+		if err := b.waitJobsDone(ctx, dbURL, "webhook_delivery", after, batch, func() bool { return received() >= want }); err != nil {
+			return nil, fmt.Errorf("delivering: %w", err)
+		}
+		svcCPU.add(c0, b.cpu.snapshot(svc.pid()))
+		m2, err := svc.scrape(ctx)
+		if err != nil {
+			return nil, err
+		}
+		scrape := (m1["go_memstats_mallocs_total"] - m0["go_memstats_mallocs_total"]) / 2
+		scrapeBytes := (m1["go_memstats_alloc_bytes_total"] - m0["go_memstats_alloc_bytes_total"]) / 2
+		allocs += m2["go_memstats_mallocs_total"] - m1["go_memstats_mallocs_total"] - scrape
+		bytes += m2["go_memstats_alloc_bytes_total"] - m1["go_memstats_alloc_bytes_total"] - scrapeBytes
+		w, err := jobWindow(ctx, dbURL, "webhook_delivery", after)
+		if err != nil {
+			return nil, err
+		}
+		res.Service.WindowS += w
+
+		// The same number of no-op jobs, queued the same way (one commit).
+		if after, err = maxJobID(ctx, riverURL); err != nil {
+			return nil, err
+		}
+		tx, err := r.pool.Begin(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for i := 0; i < batch; i += 1000 {
+			params := make([]river.InsertManyParams, 0, 1000)
+			for j := i; j < min(i+1000, batch); j++ {
+				params = append(params, river.InsertManyParams{Args: noopArgs{Seq: j}})
+			}
+			if _, err := r.client.InsertManyFastTx(ctx, tx, params); err != nil {
+				_ = tx.Rollback(ctx)
+				return nil, fmt.Errorf("queuing no-op jobs: %w", err)
+			}
+		}
+		want = int(worked.Load()) + batch
+		c0 = b.cpu.snapshot(0)
+		if err := tx.Commit(ctx); err != nil {
+			return nil, err
+		}
+		if err := b.waitJobsDone(ctx, riverURL, "bench_noop", after, batch, func() bool { return int(worked.Load()) >= want }); err != nil {
+			return nil, fmt.Errorf("working no-op jobs: %w", err)
+		}
+		riverCPU.add(c0, b.cpu.snapshot(0))
+		if w, err = jobWindow(ctx, riverURL, "bench_noop", after); err != nil {
+			return nil, err
+		}
+		res.Baseline.WindowS += w
+	}
+	n := res.Events
+	for _, run := range []*throughputRun{&res.Service, &res.Baseline} {
+		run.WindowS = round(run.WindowS, 3)
+		run.PerSecond = round(float64(n)/run.WindowS, 0)
+	}
+	res.Service.CPU, res.Service.CPUPerJob = svcCPU.use(), svcCPU.perJob(n)
+	res.Baseline.CPU, res.Baseline.CPUPerJob = riverCPU.use(), riverCPU.perJob(n)
+	res.Service.AllocsPerDelivery = round(allocs/float64(n), 0)
+	res.Service.BytesPerDelivery = round(bytes/float64(n), 0)
+	res.Ratio = round(res.Service.PerSecond/res.Baseline.PerSecond, 3)
+	res.Service.PeakRSSMiB = mib(svc.stop())
+	b.noteRSS("throughput", res.Service.PeakRSSMiB)
+	b.logf("throughput: service %.0f deliveries/s (%s; per delivery %s)", res.Service.PerSecond, res.Service.CPU, res.Service.CPUPerJob)
+	b.logf("throughput: bare River %.0f jobs/s (%s; per job %s)", res.Baseline.PerSecond, res.Baseline.CPU, res.Baseline.CPUPerJob)
+	return res, nil
+}
+
+func cmpErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queued holds transactions full of new payments, not yet committed.
+type queued struct {
+	pool *pgxpool.Pool
+	txs  []pgx.Tx
+}
+
+// prequeueTxs transactions share the inserts; they commit together.
+const prequeueTxs = 4
+
+// prequeue creates n payments spread over ms (each one payment, one
+// payment.pending event, one delivery and its River job), through db's own
+// outbox path (PaymentCreateTx), in transactions left open: commit makes all
+// of them visible at once, so the workers find a full queue.
+func prequeue(ctx context.Context, dbURL string, ms []*merchant, n int) (*queued, error) {
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = prequeueTxs
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	store, err := db.NewStore(pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	q := &queued{pool: pool, txs: make([]pgx.Tx, prequeueTxs)}
+	errs := make([]error, prequeueTxs)
+	var wg sync.WaitGroup
+	for t := range prequeueTxs {
+		wg.Go(func() {
+			tx, err := pool.Begin(ctx)
+			if err != nil {
+				errs[t] = err
+				return
+			}
+			q.txs[t] = tx
+			ref := "bench"
+			for i := t; i < n; i += prequeueTxs {
+				if _, err := store.PaymentCreateTx(ctx, tx, db.PaymentCreateParams{
+					MerchantID: ms[i%len(ms)].ID, Amount: 5000, Currency: "XAF", Gateway: "sandbox",
+					Reference: &ref, Metadata: map[string]string{"order": "42"},
+				}); err != nil {
+					errs[t] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := cmpErr(errs...); err != nil {
+		q.close()
+		return nil, fmt.Errorf("queuing events: %w", err)
+	}
+	return q, nil
+}
+
+func (q *queued) commit(ctx context.Context) error {
+	errs := make([]error, len(q.txs))
+	var wg sync.WaitGroup
+	for i, tx := range q.txs {
+		wg.Go(func() { errs[i] = tx.Commit(ctx) })
+	}
+	wg.Wait()
+	if err := cmpErr(errs...); err != nil {
+		return fmt.Errorf("committing queued events: %w", err)
+	}
+	return nil
+}
+
+// close rolls back whatever was not committed and closes the pool.
+func (q *queued) close() {
+	for _, tx := range q.txs {
+		if tx != nil {
+			_ = tx.Rollback(context.Background())
+		}
+	}
+	q.pool.Close()
+}
+
+// waitJobsDone waits until the n jobs of kind after job id after are
+// completed. It asks the database only once seen says the work is done (the
+// receiver got every delivery, the no-op worker ran every job), so polling
+// does not load the database it measures.
+func (b *bench) waitJobsDone(ctx context.Context, dbURL, kind string, after int64, n int, seen func() bool) error {
+	conn, err := connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	// Generous: a tenth of the slowest rate worth measuring.
+	timeout := 60*time.Second + time.Duration(n)*20*time.Millisecond
+	return waitFor(ctx, timeout, 5*time.Millisecond, func(ctx context.Context) (bool, error) {
+		if !seen() {
+			return false, nil
+		}
+		var done int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE id > $1 AND kind = $2 AND state = 'completed'`,
+			after, kind).Scan(&done)
+		return done >= n, err
+	})
+}
+
+func maxJobID(ctx context.Context, dbURL string) (int64, error) {
+	conn, err := connect(ctx, dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var id int64
+	err = conn.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM river_job`).Scan(&id)
+	return id, err
+}
+
+// jobWindow is the time from the first start to the last completion of
+// kind's jobs after job id after, in seconds.
+func jobWindow(ctx context.Context, dbURL, kind string, after int64) (float64, error) {
+	conn, err := connect(ctx, dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var s float64
+	err = conn.QueryRow(ctx, `SELECT extract(epoch FROM max(finalized_at) - min(attempted_at))::float8
+		FROM river_job WHERE id > $1 AND kind = $2`, after, kind).Scan(&s)
+	if err != nil {
+		return 0, fmt.Errorf("reading the %s window: %w", kind, err)
+	}
+	return s, nil
+}
+
+func mib(bytes int64) float64 { return round(float64(bytes)/(1<<20), 1) }

@@ -6,7 +6,7 @@ SHELL := bash
 # Only semver versions resolve through the module proxy, so pin v0.x.y, not 2026.x.y.
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: run test build lint clean bench
+.PHONY: run test build lint clean soak bench
 
 ## run: local Postgres (unless DATABASE_URL is set) + migrations + demo merchant + serve on :3000
 run:
@@ -15,6 +15,10 @@ run:
 ## test: every Go test, with -race, against a throwaway Postgres (extra go test flags: make test ARGS='-run X -v')
 test:
 	bash scripts/test.sh $(ARGS)
+
+## soak: the long crash, shutdown, Postgres restart and replica tests (docs/RELIABILITY.md), own Postgres
+soak:
+	bash scripts/soak.sh $(ARGS)
 
 ## bench: performance against baselines from the same run, own Postgres (docs/BENCHMARKS.md; QUICK=1: under 3 minutes)
 bench: build

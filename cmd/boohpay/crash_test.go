@@ -54,6 +54,19 @@ func TestCrashSIGKILLUnderLoad(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+		if i == kills-1 {
+			// The last kill, at least, lands mid-delivery: ready, under
+			// load, with attempts in flight.
+			require.Eventually(t, func() bool {
+				if line := c.logs.logLine("listening"); line != nil && base.Load() == nil {
+					b := "http://" + line["addr"].(string)
+					base.Store(&b)
+				}
+				var n int
+				_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM webhook_deliveries WHERE status = 'PROCESSING'`).Scan(&n)
+				return n > 0
+			}, 60*time.Second, 5*time.Millisecond, "no delivery in flight; log:\n%s", c.logs)
+		}
 		c.kill(t)
 		base.Store(nil)
 		logs = append(logs, c.logs.String())
@@ -73,6 +86,8 @@ func TestCrashSIGKILLUnderLoad(t *testing.T) {
 	} else {
 		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state = 'running'`).Scan(&orphans))
 	}
+
+	require.Positive(t, orphans, "some kill left deliveries running: the rescue path was exercised")
 
 	// The last start stays up, still under load for a moment, then alone.
 	c := startChild(t, env)

@@ -14,8 +14,9 @@ import (
 // lateness against its goal, and where the CPU went in each phase.
 
 const (
-	chartW, chartH = 1000, 700
+	chartW, chartH = 1000, 1000
 	panelW, panelH = 500, 350
+	timelineH      = 250
 )
 
 var (
@@ -62,6 +63,7 @@ func writeChart(path string, r *results) error {
 	latencyPanel(&s, panelW, 30, r)
 	retryPanel(&s, 0, 30+panelH, r)
 	cpuPanel(&s, panelW, 30+panelH, r)
+	timelinePanel(&s, 0, 30+2*panelH, r)
 	s.b.WriteString("</svg>\n")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
@@ -237,10 +239,63 @@ func cpuPanel(s *svg, x0, y0 float64, r *results) {
 	}
 	ly := top + float64(len(ps))*rowH + 30
 	for j, l := range cpuLabels {
-		lx := x0 + 20 + float64(j%3)*160
-		yy := ly + float64(j/3)*16
+		lx := x0 + 40 + float64(j%2)*230
+		yy := ly + float64(j/2)*16
 		s.rect(lx, yy-9, 10, 10, cpuColors[j])
 		s.text(lx+14, yy, 11, "start", "#1a202c", l)
+	}
+}
+
+// timelinePanel: p99 latency in each 5 s slice of the latency and
+// noisy-neighbour runs, to show whether it holds or grows.
+func timelinePanel(s *svg, x0, y0 float64, r *results) {
+	s.text(x0+chartW/2, y0+20, 13, "middle", "#1a202c", "p99 commit → receipt in each 5 s of the run (ms, log scale)")
+	type series struct {
+		label string
+		ss    []slice
+		color string
+	}
+	var all []series
+	if l := r.Latency; l != nil {
+		all = append(all, series{"BoohPay at 200/s", l.Service.Timeline, colorService},
+			series{"River no-op job", l.Baseline.Timeline, colorBaseline})
+	}
+	if n := r.Noisy; n != nil {
+		all = append(all, series{"healthy merchant beside a 10 s hang", n.Healthy.Timeline, colorHealthy})
+	}
+	left, right, top, bottom := x0+60, x0+chartW-30, y0+50, y0+timelineH-30
+	lo, hi, n := 1.0, 100.0, 1
+	for _, se := range all {
+		n = max(n, len(se.ss))
+		for _, sl := range se.ss {
+			hi = max(hi, sl.P99*1.5)
+		}
+	}
+	y := func(v float64) float64 {
+		v = max(v, lo)
+		return bottom - (bottom-top)*(math.Log10(v)-math.Log10(lo))/(math.Log10(hi)-math.Log10(lo))
+	}
+	for v := lo; v <= hi; v *= 10 {
+		s.line(left, y(v), right, y(v), "#e2e8f0", false)
+		s.text(left-5, y(v)+4, 11, "end", "#4a5568", trimFloat(v))
+	}
+	s.line(left, y(50), right, y(50), colorGoal, true)
+	s.text(right, y(50)-3, 9, "end", colorGoal, "latency goal p99 50")
+	s.line(left, y(100), right, y(100), colorGoal, true)
+	s.text(right, y(100)-3, 9, "end", colorGoal, "noisy-neighbour goal p99 100")
+	gw := (right - left) / float64(n)
+	for k := range n {
+		s.text(left+(float64(k)+0.5)*gw, bottom+14, 10, "middle", "#4a5568", fmt.Sprintf("%d–%d s", k*5, k*5+5))
+	}
+	for i, se := range all {
+		bw := (gw - 8) / float64(len(all))
+		for k, sl := range se.ss {
+			bx := left + float64(k)*gw + 4 + float64(i)*bw
+			s.rect(bx, y(sl.P99), bw-2, bottom-y(sl.P99), se.color)
+		}
+		lx := left + float64(i)*260
+		s.rect(lx, y0+31, 10, 10, se.color)
+		s.text(lx+14, y0+40, 11, "start", "#1a202c", se.label)
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,38 @@ type latencyRun struct {
 	Errors     int     `json:"errors"`
 	CPU        cpuUse  `json:"cpu"`
 	PeakRSSMiB float64 `json:"peak_rss_mib,omitempty"`
+	// Timeline is the same latencies by when the event was committed, in
+	// 5 s slices: whether they hold steady or grow.
+	Timeline []slice `json:"by_5s,omitempty"`
+}
+
+// slice is the latencies of the events committed in one 5 s slice of a run.
+type slice struct {
+	StartS float64 `json:"start_s"`
+	latency
+}
+
+const sliceLen = 5 * time.Second
+
+// timeline cuts latencies (keyed by commit time) into sliceLen slices.
+func timeline(committed []time.Time, ds []time.Duration) []slice {
+	if len(committed) == 0 {
+		return nil
+	}
+	start := slices.MinFunc(committed, func(a, b time.Time) int { return a.Compare(b) })
+	var by [][]time.Duration
+	for i, t := range committed {
+		k := int(t.Sub(start) / sliceLen)
+		for len(by) <= k {
+			by = append(by, nil)
+		}
+		by[k] = append(by[k], ds[i])
+	}
+	out := make([]slice, len(by))
+	for k, d := range by {
+		out[k] = slice{StartS: (time.Duration(k) * sliceLen).Seconds(), latency: summarize(d, 0)}
+	}
+	return out
 }
 
 func (b *bench) latency(ctx context.Context) (*latencyResult, error) {
@@ -136,15 +169,17 @@ func (b *bench) deliveryLatencies(ctx context.Context, ep *endpoint, committed m
 	}
 	got := arrived()
 	ds := make([]time.Duration, 0, len(committed))
+	at := make([]time.Time, 0, len(committed))
 	missing := 0
 	for id, t0 := range committed {
 		if t1, ok := got[id]; ok {
 			ds = append(ds, t1.Sub(t0))
+			at = append(at, t0)
 		} else {
 			missing++
 		}
 	}
-	return latencyRun{latency: summarize(ds, missing)}, nil
+	return latencyRun{latency: summarize(ds, missing), Timeline: timeline(at, ds)}, nil
 }
 
 // riverLatency is the baseline: no-op jobs inserted and committed at the
@@ -204,6 +239,7 @@ func (b *bench) riverLatency(ctx context.Context, n int) (latencyRun, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	ds := make([]time.Duration, 0, n)
+	at := make([]time.Time, 0, n)
 	missing := 0
 	for seq := warm; seq < warm+n; seq++ {
 		switch {
@@ -212,8 +248,10 @@ func (b *bench) riverLatency(ctx context.Context, n int) (latencyRun, error) {
 			missing++
 		default:
 			ds = append(ds, started[seq].Sub(committed[seq]))
+			at = append(at, committed[seq])
 		}
 	}
 	run.latency = summarize(ds, missing)
+	run.Timeline = timeline(at, ds)
 	return run, nil
 }

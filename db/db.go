@@ -34,11 +34,18 @@ func NewStore(pool *pgxpool.Pool) (*Store, error) {
 	return &Store{Pool: pool, river: rc}, nil
 }
 
+const connectTimeoutDefault = 5 * time.Second
+
 // Connect opens a pool on url and checks that the database answers.
 func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parsing DATABASE_URL: %w", err)
+	}
+	// pgx waits forever for a host that drops packets; bound each connect
+	// unless the URL says otherwise (connect_timeout=…).
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = connectTimeoutDefault
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -280,9 +280,8 @@ func timelinePanel(s *svg, x0, y0 float64, r *results) {
 		s.text(left-5, y(v)+4, 11, "end", "#4a5568", trimFloat(v))
 	}
 	s.line(left, y(50), right, y(50), colorGoal, true)
-	s.text(right, y(50)-3, 9, "end", colorGoal, "latency goal p99 50")
 	s.line(left, y(100), right, y(100), colorGoal, true)
-	s.text(right, y(100)-3, 9, "end", colorGoal, "noisy-neighbour goal p99 100")
+	s.text(right, y0+20, 11, "end", colorGoal, "goals: p99 50 alone, 100 beside the hang")
 	gw := (right - left) / float64(n)
 	for k := range n {
 		s.text(left+(float64(k)+0.5)*gw, bottom+14, 10, "middle", "#4a5568", fmt.Sprintf("%d–%d s", k*5, k*5+5))
@@ -293,7 +292,7 @@ func timelinePanel(s *svg, x0, y0 float64, r *results) {
 			bx := left + float64(k)*gw + 4 + float64(i)*bw
 			s.rect(bx, y(sl.P99), bw-2, bottom-y(sl.P99), se.color)
 		}
-		lx := left + float64(i)*260
+		lx := left + float64(i)*230
 		s.rect(lx, y0+31, 10, 10, se.color)
 		s.text(lx+14, y0+40, 11, "start", "#1a202c", se.label)
 	}

@@ -122,7 +122,14 @@ func (b *bench) api(ctx context.Context) (*apiResult, error) {
 	res.PGBench.PairsPerSecond = round(float64(res.PGBench.Pairs)/(seg*time.Duration(rounds)).Seconds(), 1)
 	res.Service.CPU, res.PGBench.CPU = svcCPU.use(), pgCPU.use()
 	res.Ratio = round(res.Service.PairsPerSecond/res.PGBench.PairsPerSecond, 3)
-	res.Service.PeakRSSMiB = mib(svc.stop())
+	if res.Service.Errors > 0 {
+		return nil, fmt.Errorf("%d of the service's create+simulate pairs failed (the first is logged above)", res.Service.Errors)
+	}
+	rss, err := svc.finish()
+	if err != nil {
+		return nil, err
+	}
+	res.Service.PeakRSSMiB = mib(rss)
 	b.noteRSS("api", res.Service.PeakRSSMiB)
 	b.logf("api: HTTP %.0f pairs/s (%s); %.0f%% of job inserts notified", res.Service.PairsPerSecond, res.Service.CPU, res.NotifyShare*100)
 	b.logf("api: pgbench %.0f tps (%s)", res.PGBench.PairsPerSecond, res.PGBench.CPU)
@@ -149,6 +156,7 @@ func (b *bench) pairs(ctx context.Context, c *apiClient, d time.Duration) (apiRu
 					if errs.Add(1) == 1 {
 						b.logf("api: %v", err)
 					}
+					time.Sleep(20 * time.Millisecond) // no busy loop against a failing service
 					continue
 				}
 				pairs.Add(1)

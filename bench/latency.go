@@ -100,7 +100,14 @@ func (b *bench) latency(ctx context.Context) (*latencyResult, error) {
 	}
 	res.Service.CPU = c0.use(b.cpu.snapshot(svc.pid()))
 	res.Service.MaxLagMS, res.Service.Errors = ms(load.maxLag), load.errors
-	res.Service.PeakRSSMiB = mib(svc.stop())
+	if load.errors > 0 {
+		return nil, fmt.Errorf("%d creates failed (the first is logged above)", load.errors)
+	}
+	rss, err := svc.finish()
+	if err != nil {
+		return nil, err
+	}
+	res.Service.PeakRSSMiB = mib(rss)
 	b.noteRSS("latency", res.Service.PeakRSSMiB)
 	b.logf("latency: service p50 %.1f p90 %.1f p99 %.1f max %.1f ms (%s)",
 		res.Service.P50, res.Service.P90, res.Service.P99, res.Service.Max, res.Service.CPU)

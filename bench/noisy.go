@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -73,7 +74,14 @@ func (b *bench) noisy(ctx context.Context) (*noisyResult, error) {
 	res.NoisyEvents = len(load.committed[1])
 	res.NoisyAttempts = hanging.count()
 	hanging.endHangs()
-	res.Healthy.PeakRSSMiB = mib(svc.stop())
+	if load.errors > 0 {
+		return nil, fmt.Errorf("%d creates failed (the first is logged above)", load.errors)
+	}
+	rss, err := svc.finish()
+	if err != nil {
+		return nil, err
+	}
+	res.Healthy.PeakRSSMiB = mib(rss)
 	b.noteRSS("noisy", res.Healthy.PeakRSSMiB)
 	b.logf("noisy: healthy p50 %.1f p99 %.1f max %.1f ms beside %d hanging events (%d attempts) (%s)",
 		res.Healthy.P50, res.Healthy.P99, res.Healthy.Max, res.NoisyEvents, res.NoisyAttempts, res.Healthy.CPU)

@@ -124,7 +124,11 @@ func (b *bench) retry(ctx context.Context) (*retryResult, error) {
 	if err != nil {
 		b.logf("retry: the ledger shows %d of %d deliveries FAILED after %d attempts: %v", res.LedgerFailed, k, attempts, err)
 	}
-	b.noteRSS("retry", mib(svc.stop()))
+	rss, err := svc.finish()
+	if err != nil {
+		return nil, err
+	}
+	b.noteRSS("retry", mib(rss))
 	b.logf("retry: max lateness %.0f ms over %d deliveries", res.MaxLateMS, k)
 	return res, nil
 }

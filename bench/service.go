@@ -8,11 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,19 +43,22 @@ func serviceEnv(dbURL string, extra ...string) []string {
 	}, extra...)...)
 }
 
+// listeningRE finds the address serve logs once it has bound HTTP_ADDR.
+var listeningRE = regexp.MustCompile(`msg=listening addr=(127\.0\.0\.1:[0-9]+)`)
+
 // startService runs `boohpay serve` with role and waits until /readyz answers.
+// The service picks its own port (HTTP_ADDR=127.0.0.1:0) and the bench reads
+// it from the log: a port chosen by the bench and bound later by the service
+// could be taken meanwhile by another program on this shared machine, which
+// would then answer for it.
 func (b *bench) startService(ctx context.Context, name, dbURL, role string) (*service, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
 	logPath := filepath.Join(b.logDir, name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(b.bin, "serve")
-	cmd.Env = serviceEnv(dbURL, "HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port), "ROLE="+role)
+	cmd.Env = serviceEnv(dbURL, "HTTP_ADDR=127.0.0.1:0", "ROLE="+role, "LOG_FORMAT=text")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// If the bench dies, so does the service.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -63,7 +66,7 @@ func (b *bench) startService(ctx context.Context, name, dbURL, role string) (*se
 		logFile.Close()
 		return nil, fmt.Errorf("starting %s serve: %w", b.bin, err)
 	}
-	s := &service{cmd: cmd, base: "http://127.0.0.1:" + strconv.Itoa(port), logPath: logPath, exited: make(chan struct{})}
+	s := &service{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
 	go func() {
 		s.waitErr = cmd.Wait()
 		logFile.Close()
@@ -75,6 +78,14 @@ func (b *bench) startService(ctx context.Context, name, dbURL, role string) (*se
 		case <-s.exited:
 			return false, fmt.Errorf("the service exited: %v\n%s", s.waitErr, tail(logPath, 20))
 		default:
+		}
+		if s.base == "" {
+			b, _ := os.ReadFile(logPath)
+			m := listeningRE.FindSubmatch(b)
+			if m == nil {
+				return false, nil
+			}
+			s.base = "http://" + string(m[1])
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/readyz", nil)
 		resp, err := client.Do(req)
@@ -126,6 +137,18 @@ func (s *service) stop() (peakRSS int64) {
 		<-s.exited
 	}
 	return peakRSS
+}
+
+// finish stops the service at the end of a scenario and returns its peak
+// RSS. It fails if the service exited on its own before: the scenario's
+// numbers would not be the service's.
+func (s *service) finish() (peakRSS int64, err error) {
+	select {
+	case <-s.exited:
+		return 0, fmt.Errorf("the service exited during the scenario: %v\n%s", s.waitErr, tail(s.logPath, 20))
+	default:
+	}
+	return s.stop(), nil
 }
 
 // scrape reads the unlabelled samples of GET /metrics (go_memstats_*,
@@ -186,15 +209,6 @@ func (b *bench) createMerchant(ctx context.Context, dbURL, name, webhookURL stri
 		return nil, errors.New("boohpay merchant create printed no api_key or webhook_secret")
 	}
 	return &m, nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // tail returns the last n lines of a file, for error messages.

@@ -184,7 +184,11 @@ func (b *bench) throughput(ctx context.Context) (*throughputResult, error) {
 	res.Service.AllocsPerDelivery = round(allocs/float64(n), 0)
 	res.Service.BytesPerDelivery = round(bytes/float64(n), 0)
 	res.Ratio = round(res.Service.PerSecond/res.Baseline.PerSecond, 3)
-	res.Service.PeakRSSMiB = mib(svc.stop())
+	rss, err := svc.finish()
+	if err != nil {
+		return nil, err
+	}
+	res.Service.PeakRSSMiB = mib(rss)
 	b.noteRSS("throughput", res.Service.PeakRSSMiB)
 	b.logf("throughput: service %.0f deliveries/s (%s; per delivery %s)", res.Service.PerSecond, res.Service.CPU, res.Service.CPUPerJob)
 	b.logf("throughput: bare River %.0f jobs/s (%s; per job %s)", res.Baseline.PerSecond, res.Baseline.CPU, res.Baseline.CPUPerJob)

@@ -74,6 +74,16 @@ func TestCrashSIGKILLUnderLoad(t *testing.T) {
 	}
 
 	ctx := context.Background()
+	// A killed process' last statement (a River fetch, say) may still be
+	// running in Postgres, and commits after the kill: wait until none of
+	// the killed processes' statements runs, or the orphans it makes would
+	// escape the rewind below and wait for River's real rescue horizon.
+	require.Eventually(t, func() bool {
+		var n int
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`).Scan(&n)
+		return err == nil && n == 0
+	}, 30*time.Second, 10*time.Millisecond, "statements of killed processes still running")
 	var orphans int64
 	if !soaking() {
 		// No process runs: every `running` job is an orphan. Let River's

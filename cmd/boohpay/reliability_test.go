@@ -503,6 +503,22 @@ func ledgerDiagnosis(ctx context.Context, pool *pgxpool.Pool) string {
 			fmt.Fprintf(&b, "  ledger %s, job %s: %d\n", status, state, n)
 		}
 	}
+	jobs, err := pool.Query(ctx, `SELECT j.state::text, j.attempt, j.max_attempts, (j.scheduled_at - now())::text,
+			coalesce(j.errors[array_upper(j.errors, 1)]->>'error', '') || ' attempted ' || coalesce((now() - j.attempted_at)::text, '-') || ' ago by ' || coalesce(array_to_string(j.attempted_by, ','), '-') || ' queue ' || j.queue || ' ledger attempts ' || d.attempts || ' next_retry_in ' || coalesce((d.next_retry_at - now())::text, '-') || ' snoozes ' || coalesce(j.metadata->>'snoozes', '-'),
+			d.next_retry_at IS NOT NULL
+		FROM webhook_deliveries d JOIN river_job j ON j.id = d.job_id
+		WHERE d.status <> 'SUCCEEDED' LIMIT 5`)
+	if err == nil {
+		for jobs.Next() {
+			var state, in, lastErr string
+			var attempt, maxAttempts int
+			var retryAt bool
+			if jobs.Scan(&state, &attempt, &maxAttempts, &in, &lastErr, &retryAt) == nil {
+				fmt.Fprintf(&b, "  job %s attempt %d/%d due in %s next_retry_at set %v last error %q\n", state, attempt, maxAttempts, in, retryAt, lastErr)
+			}
+		}
+		jobs.Close()
+	}
 	var leader string
 	_ = pool.QueryRow(ctx, `SELECT coalesce(string_agg(leader_id || ' until ' || expires_at::text, ', '), 'none') FROM river_leader`).Scan(&leader)
 	fmt.Fprintf(&b, "  river leader: %s\n", leader)

@@ -6,6 +6,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,7 +35,10 @@ func NewStore(pool *pgxpool.Pool) (*Store, error) {
 	return &Store{Pool: pool, river: rc}, nil
 }
 
-const connectTimeoutDefault = 5 * time.Second
+const (
+	connectTimeoutDefault = 5 * time.Second
+	maxConnsDefault       = 20 // unless DATABASE_URL sets pool_max_conns
+)
 
 // Connect opens a pool on url and checks that the database answers.
 func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
@@ -46,6 +50,12 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	// unless the URL says otherwise (connect_timeout=…).
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = connectTimeoutDefault
+	}
+	// pgx's default pool (max(4, CPUs)) is shared here by the API, up to
+	// 100 delivery workers, River's fetcher and the metrics collectors;
+	// with 4 connections they queue for each other (docs/BENCHMARKS.md).
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = maxConnsDefault
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

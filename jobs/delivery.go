@@ -16,7 +16,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/boohpay/boohpay/db"
 	"github.com/boohpay/boohpay/signing"
@@ -239,17 +238,15 @@ func (w *DeliveryWorker) record(ctx context.Context, job *river.Job[db.DeliveryA
 		rec.Error = &msg
 	}
 	var recorded bool
+	// River's completer marks the job done after Work returns. A crash in
+	// between re-runs it, and Work's check above then sees SUCCEEDED and
+	// sends nothing. (Completing the job in this transaction instead, with
+	// JobCompleteTx, cost a quarter of the worker's CPU and about half the
+	// throughput: docs/BENCHMARKS.md.) A crash before this commit re-runs
+	// the job, which POSTs again: receivers dedupe on webhook-id.
 	err := w.store.InTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		if recorded, err = w.store.DeliveryRecordAttemptTx(ctx, tx, rec); err != nil || !recorded {
-			return err
-		}
-		if rec.Status == db.DeliverySucceeded {
-			// SUCCEEDED in the ledger and the job's completion commit
-			// together; a crash before this commit re-runs the job, which
-			// POSTs again (receivers dedupe on webhook-id).
-			_, err = river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
-		}
+		recorded, err = w.store.DeliveryRecordAttemptTx(ctx, tx, rec)
 		return err
 	})
 	if err != nil {

@@ -302,7 +302,8 @@ func TestDeliverySendsSignedPayload(t *testing.T) {
 	require.Nil(t, row.ErrorMessage)
 	require.NotNil(t, row.DeliveredAt)
 	require.Nil(t, row.NextRetryAt)
-	require.Equal(t, "completed", b.jobState(*row.JobID), "completed in the ledger's transaction")
+	require.Eventually(t, func() bool { return b.jobState(*row.JobID) == "completed" },
+		10*time.Second, 10*time.Millisecond, "River completes the job after the ledger commit")
 
 	got := rc.got()
 	require.Len(t, got, 1)

@@ -190,6 +190,12 @@ func TestDeliveryRerunOfDeliveredJobDoesNotPost(t *testing.T) {
 	id := b.emit(m)
 	client := b.start(testConfig())
 	row := b.waitStatus(id, db.DeliverySucceeded, 10*time.Second)
+	// River's completer finishes the job just after the ledger commit.
+	require.Eventually(t, func() bool {
+		j, err := client.JobGet(context.Background(), *row.JobID)
+		require.NoError(t, err)
+		return j.State == "completed"
+	}, 10*time.Second, 10*time.Millisecond)
 
 	_, err := client.JobRetry(context.Background(), *row.JobID)
 	require.NoError(t, err)

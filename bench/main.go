@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	fs.IntVar(&o.port, "port", 54349, "port of the bench Postgres")
 	fs.StringVar(&o.out, "out", "bench/results/latest.json", "where to write the results")
 	fs.StringVar(&o.chart, "chart", "docs/benchmarks.svg", "where to write the chart")
-	fs.IntVar(&o.poolMaxConns, "pool-max-conns", 0, "pool_max_conns for the service and the baselines (0: pgx's default)")
+	fs.IntVar(&o.poolMaxConns, "pool-max-conns", 0, "pool_max_conns for the service and the baselines (0: db.Connect's default, 20)")
 	fs.StringVar(&o.only, "only", "", "run only these scenarios (comma-separated: "+strings.Join(scenarios, ",")+"); results go to a temporary file unless -out is given")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the service logs even when the run succeeds")
 	if err := fs.Parse(args); err != nil {

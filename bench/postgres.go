@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/boohpay/boohpay/db"
 )
@@ -73,11 +72,10 @@ func (c *cluster) url(name string) string {
 
 // poolSize is the pool size the service and the baselines get from a phase URL.
 func (c *cluster) poolSize() int {
-	cfg, err := pgxpool.ParseConfig(c.url(templateDB))
-	if err != nil {
-		return 0
+	if c.poolMaxConns > 0 {
+		return c.poolMaxConns
 	}
-	return int(cfg.MaxConns)
+	return db.MaxConnsDefault // what db.Connect gives the service and the baselines
 }
 
 // exec runs statements on the admin database.

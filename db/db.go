@@ -37,7 +37,7 @@ func NewStore(pool *pgxpool.Pool) (*Store, error) {
 
 const (
 	connectTimeoutDefault = 5 * time.Second
-	maxConnsDefault       = 20 // unless DATABASE_URL sets pool_max_conns
+	MaxConnsDefault       = 20 // unless DATABASE_URL sets pool_max_conns
 )
 
 // Connect opens a pool on url and checks that the database answers.
@@ -55,7 +55,7 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	// 100 delivery workers, River's fetcher and the metrics collectors;
 	// with 4 connections they queue for each other (docs/BENCHMARKS.md).
 	if !strings.Contains(url, "pool_max_conns") {
-		cfg.MaxConns = maxConnsDefault
+		cfg.MaxConns = MaxConnsDefault
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

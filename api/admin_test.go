@@ -1,14 +1,12 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -58,27 +56,7 @@ func setupAdmin(t *testing.T, cfg api.Config) *adminBundle {
 // admin bearer unless a header says otherwise ("" removes it).
 func (b *adminBundle) do(method, path string, body any, headers ...string) *response {
 	b.t.Helper()
-	var r io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		require.NoError(b.t, err)
-		r = bytes.NewReader(raw)
-	}
-	req := httptest.NewRequest(method, path, r)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	for i := 0; i+1 < len(headers); i += 2 {
-		if headers[i+1] == "" {
-			req.Header.Del(headers[i])
-			continue
-		}
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	rec := httptest.NewRecorder()
-	b.e.ServeHTTP(rec, req)
-	return &response{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+	return serve(b.t, b.e, method, path, body, append([]string{"Authorization", "Bearer " + adminToken}, headers...)...)
 }
 
 func (b *adminBundle) count(query string, args ...any) int {

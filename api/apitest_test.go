@@ -71,6 +71,13 @@ func (r *response) errorOf(t *testing.T) map[string]any {
 // do sends a request as the test merchant; headers are name, value pairs.
 func (a *apiTest) do(method, path string, body any, headers ...string) *response {
 	a.t.Helper()
+	return serve(a.t, a.e, method, path, body, append([]string{"Authorization", "Bearer " + a.key}, headers...)...)
+}
+
+// serve sends one request to e: body is nil, a string, bytes or a value
+// to encode as JSON; headers are name, value pairs, applied in order ("" removes).
+func serve(t *testing.T, e *echo.Echo, method, path string, body any, headers ...string) *response {
+	t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -80,14 +87,13 @@ func (a *apiTest) do(method, path string, body any, headers ...string) *response
 		r = bytes.NewReader(b)
 	default:
 		raw, err := json.Marshal(b)
-		require.NoError(a.t, err)
+		require.NoError(t, err)
 		r = bytes.NewReader(raw)
 	}
 	req := httptest.NewRequest(method, path, r)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Authorization", "Bearer "+a.key)
 	for i := 0; i+1 < len(headers); i += 2 {
 		if headers[i+1] == "" {
 			req.Header.Del(headers[i])
@@ -96,7 +102,7 @@ func (a *apiTest) do(method, path string, body any, headers ...string) *response
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	rec := httptest.NewRecorder()
-	a.e.ServeHTTP(rec, req)
+	e.ServeHTTP(rec, req)
 	return &response{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
 }
 

@@ -169,7 +169,7 @@ func handleAdminWebhookFailureList(store *db.Store) echo.HandlerFunc {
 		var merchantID uuid.UUID
 		if params.Filter != "" {
 			if merchantID, err = uuid.Parse(params.Filter); err != nil {
-				return invalid("merchant_id", "merchant_id must be a merchant id")
+				return invalidField("merchant_id", "merchant_id must be a merchant id")
 			}
 		}
 		items, hasMore, err := store.WebhookFailureList(c.Request().Context(), db.WebhookFailureListParams{

@@ -363,9 +363,9 @@ func TestAdminWebhookFailures(t *testing.T) {
 		ids(b.do("GET", "/admin/webhook-failures?merchant_id="+b.merchant.ID.String(), nil)))
 
 	res = b.do("GET", "/admin/webhook-failures?merchant_id=acme", nil)
-	requireError(t, res, http.StatusBadRequest, "invalid_request_error", db.EInvalid)
+	requireError(t, res, http.StatusUnprocessableEntity, "invalid_request_error", db.EValidation)
 	res = b.do("GET", "/admin/webhook-failures?limit=500", nil)
-	requireError(t, res, http.StatusBadRequest, "invalid_request_error", db.EInvalid)
+	requireError(t, res, http.StatusUnprocessableEntity, "invalid_request_error", db.EValidation)
 }
 
 func TestRiverUIBehindAdminToken(t *testing.T) {

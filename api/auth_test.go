@@ -88,7 +88,7 @@ func TestAuthRejects(t *testing.T) {
 		for _, path := range []string{"/v1/payments", "/v1/no-such-route"} {
 			res := b.get(path, headers...)
 			detail := requireError(t, res, http.StatusUnauthorized, "authentication_error", "unauthorized")
-			require.Nil(t, detail["param"], name)
+			require.NotContains(t, detail, "param", name)
 			// Missing, wrong and revoked keys are told apart by nothing.
 			require.Equal(t, "a valid API key is required: Authorization: Bearer <key>", detail["message"], name)
 		}

@@ -122,28 +122,29 @@ func pathID(c echo.Context, name string) (uuid.UUID, error) {
 
 // listParams reads ?limit=1..100 (default 10)&starting_after=<id> and the
 // route's filter parameter (status or type), which must be one of allowed
-// when that is given.
+// when that is given. A value out of its range is unacceptable, not
+// malformed: 422, like a bad field of a JSON body.
 func listParams(c echo.Context, filter string, allowed ...string) (db.ListParams, error) {
 	p := db.ListParams{Limit: 10, Filter: c.QueryParam(filter)}
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
-			return p, invalid("limit", "limit must be an integer from 1 to 100")
+			return p, invalidField("limit", "limit must be an integer from 1 to 100")
 		}
 		p.Limit = n
 	}
 	if v := c.QueryParam("starting_after"); v != "" {
 		id, err := uuid.Parse(v)
 		if err != nil {
-			return p, invalid("starting_after", "starting_after must be an object id")
+			return p, invalidField("starting_after", "starting_after must be an object id")
 		}
 		p.StartingAfter = &id
 	}
 	if len(p.Filter) > 64 {
-		return p, invalid(filter, filter+" is too long")
+		return p, invalidField(filter, filter+" is too long")
 	}
 	if p.Filter != "" && len(allowed) > 0 && !oneOf(p.Filter, allowed) {
-		return p, invalid(filter, filter+" must be one of "+strings.Join(allowed, ", "))
+		return p, invalidField(filter, filter+" must be one of "+strings.Join(allowed, ", "))
 	}
 	return p, nil
 }

@@ -16,13 +16,14 @@ type errorBody struct {
 	Error errorDetail `json:"error"`
 }
 
-// errorDetail always carries all four keys; param is null unless one
-// parameter is at fault.
+// errorDetail always carries type, code and message; param is there only
+// when one parameter is at fault (absent, not null: clients typed from the
+// OpenAPI document read it as a string).
 type errorDetail struct {
-	Type    string  `json:"type"`
-	Code    string  `json:"code"`
-	Message string  `json:"message"`
-	Param   *string `json:"param"`
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Param   string `json:"param,omitempty"`
 }
 
 // statusOf is the one map from domain error code to HTTP status and error type.
@@ -85,11 +86,7 @@ func errorResponse(err error) (int, errorBody) {
 			if code == db.ENotFound {
 				code = "resource_missing"
 			}
-			var param *string
-			if de.Param != "" {
-				param = &de.Param
-			}
-			return s.status, errorBody{errorDetail{Type: s.typ, Code: code, Message: de.Message, Param: param}}
+			return s.status, errorBody{errorDetail{Type: s.typ, Code: code, Message: de.Message, Param: de.Param}}
 		}
 	}
 	var he *echo.HTTPError

@@ -237,7 +237,7 @@ func TestPaymentListPagination(t *testing.T) {
 	}
 	for _, q := range []string{"limit=0", "limit=101", "limit=x", "starting_after=nope", "status=PAID"} {
 		res := a.do("GET", "/v1/payments?"+q, nil)
-		require.Equal(t, http.StatusBadRequest, res.Code, q)
+		require.Equal(t, http.StatusUnprocessableEntity, res.Code, "a bad value is 422, like a bad field: %s", q)
 		res.errorOf(t)
 	}
 }

@@ -22,6 +22,7 @@ func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store, m *m
 	e.GET("/openapi.yaml", handleOpenAPI())
 
 	v1 := e.Group("/v1", requireMerchant(store))
+	v1.RouteNotFound("/*", notFoundOrNotAllowed(e))
 
 	// Payments, payouts, events.
 	v1.POST("/payments", handlePaymentCreate(store))
@@ -45,6 +46,11 @@ func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store, m *m
 	v1.GET("/webhook-deliveries/:id", handleDeliveryGet(store))
 	v1.POST("/webhook-deliveries/:id/retry", handleDeliveryRetry(store))
 
+	// API keys.
+	v1.GET("/api-keys", handleAPIKeyList(store))
+	v1.POST("/api-keys", handleAPIKeyCreate(store))
+	v1.DELETE("/api-keys/:id", handleAPIKeyRevoke(store))
+
 	// Provider webhooks (no API key: each provider's own signature).
 	// Registered on e, not v1, so the merchant key check does not apply.
 	e.POST("/v1/webhooks/stripe", handleStripeWebhook(cfg.StripeWebhookSecret, store, log, m))
@@ -53,7 +59,9 @@ func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store, m *m
 
 	// Ops.
 	admin := e.Group("/admin", requireAdmin(cfg.AdminToken))
+	admin.RouteNotFound("/*", notFoundOrNotAllowed(e))
 	admin.POST("/merchants", handleAdminMerchantCreate(store, cfg.AllowPrivateNetworks))
+	admin.POST("/merchants/:id/api-keys", handleAdminAPIKeyCreate(store))
 	admin.POST("/payments/:id/status", handleAdminPaymentStatus(store))
 	admin.GET("/webhook-failures", handleAdminWebhookFailureList(store))
 	if cfg.RiverUI != nil {

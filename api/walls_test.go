@@ -45,6 +45,7 @@ var idRouteBodies = map[string]string{
 	"GET /v1/events/:id":                    "",
 	"GET /v1/webhook-deliveries/:id":        "",
 	"POST /v1/webhook-deliveries/:id/retry": "",
+	"DELETE /v1/api-keys/:id":               "",
 }
 
 // routeOf names a route as "METHOD /path/:param".
@@ -138,7 +139,7 @@ func TestWallsListsShowOnlyOwnObjects(t *testing.T) {
 			}
 		}
 	}
-	require.Equal(t, 4, seen, "payments, payouts, events, webhook-deliveries")
+	require.Equal(t, 5, seen, "payments, payouts, events, webhook-deliveries, api-keys")
 }
 
 // TestWallsIdempotencyKeysArePerMerchant: the same Idempotency-Key used by

@@ -154,7 +154,7 @@ func TestWebhookDeliveriesListGetRetry(t *testing.T) {
 	require.Len(t, data[0].(map[string]any)["attempts"], 2)
 
 	res = a.do("GET", "/v1/webhook-deliveries?status=failed", nil)
-	require.Equal(t, http.StatusBadRequest, res.Code)
+	require.Equal(t, http.StatusUnprocessableEntity, res.Code)
 	require.Equal(t, "status", res.errorOf(t)["param"])
 
 	res = a.do("GET", "/v1/webhook-deliveries/"+first, nil)

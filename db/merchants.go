@@ -2,9 +2,6 @@ package db
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -62,11 +59,11 @@ func (s *Store) MerchantCreate(ctx context.Context, name, webhookURL string) (*N
 		if err != nil {
 			return fmt.Errorf("inserting merchant: %w", err)
 		}
-		key, err := apiKeyCreate(ctx, tx, m.ID)
+		key, err := apiKeyCreateTx(ctx, tx, m.ID, nil)
 		if err != nil {
 			return err
 		}
-		out = NewMerchant{Merchant: m, APIKey: key}
+		out = NewMerchant{Merchant: m, APIKey: key.Key}
 		return nil
 	})
 	if err != nil {
@@ -135,52 +132,4 @@ func (s *Store) MerchantRotateWebhookSecret(ctx context.Context, id uuid.UUID) (
 		return nil, "", fmt.Errorf("rotating webhook secret of merchant %s: %w", id, err)
 	}
 	return m, secret, nil
-}
-
-const apiKeyPrefix = "bp_"
-
-// apiKeyCreate stores a new key's hash and returns the key in clear.
-func apiKeyCreate(ctx context.Context, tx pgx.Tx, merchantID uuid.UUID) (string, error) {
-	b := make([]byte, 24)
-	_, _ = rand.Read(b)
-	key := apiKeyPrefix + base64.RawURLEncoding.EncodeToString(b)
-	hash := sha256.Sum256([]byte(key))
-	_, err := tx.Exec(ctx, `INSERT INTO api_keys (merchant_id, prefix, key_hash) VALUES ($1, $2, $3)`,
-		merchantID, key[:len(apiKeyPrefix)+6], hash[:])
-	if err != nil {
-		return "", fmt.Errorf("inserting api key: %w", err)
-	}
-	return key, nil
-}
-
-// MerchantGetByAPIKey returns the merchant owning a live key, or ErrNotFound
-// for an unknown or revoked one. last_used_at is refreshed at most once a
-// minute so authentication stays a read on the hot path.
-func (s *Store) MerchantGetByAPIKey(ctx context.Context, key string) (*Merchant, error) {
-	hash := sha256.Sum256([]byte(key))
-	var keyID uuid.UUID
-	var lastUsed *time.Time
-	var m Merchant
-	err := s.Pool.QueryRow(ctx, `SELECT k.id, k.last_used_at, m.id, m.name, m.webhook_url, m.webhook_secret,
-			m.previous_webhook_secret, m.previous_webhook_secret_expires_at, m.created_at, m.updated_at
-		FROM api_keys k JOIN merchants m ON m.id = k.merchant_id
-		WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, hash[:]).
-		Scan(&keyID, &lastUsed, &m.ID, &m.Name, &m.WebhookURL, &m.WebhookSecret, &m.PreviousWebhookSecret,
-			&m.PreviousWebhookSecretExpiresAt, &m.CreatedAt, &m.UpdatedAt)
-	if err != nil {
-		return nil, notFound(err)
-	}
-	if lastUsed == nil || time.Since(*lastUsed) > time.Minute {
-		if _, err := s.Pool.Exec(ctx, `UPDATE api_keys SET last_used_at = now() WHERE id = $1`, keyID); err != nil {
-			return nil, fmt.Errorf("touching api key: %w", err)
-		}
-	}
-	return &m, nil
-}
-
-// APIKeyRevoke revokes a key by its clear text; revoking twice is a no-op.
-func (s *Store) APIKeyRevoke(ctx context.Context, key string) error {
-	hash := sha256.Sum256([]byte(key))
-	_, err := s.Pool.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1 AND revoked_at IS NULL`, hash[:])
-	return err
 }

@@ -3,6 +3,8 @@
 #   promtool  (Debian's prometheus)  checks /metrics and the alerting rules
 #   chromium  (Debian's chromium)    drives the River UI in a real browser
 #   standardwebhooks (npm)           verifies a recorded delivery independently
+#   @redocly/cli, @seriousme/openapi-schema-validator (npm)
+#                                    validate api/openapi.yaml beside kin-openapi
 # Idempotent; quiet when everything is there. As a non-root user without the
 # Debian packages it says what to install and goes on (those tests then skip
 # locally; under CI=true they fail).
@@ -22,12 +24,15 @@ if ((${#apt_pkgs[@]})); then
 	fi
 fi
 
-sw=jobs/testdata/swverify
-if [ ! -d "$sw/node_modules/standardwebhooks" ]; then
-	if command -v npm >/dev/null 2>&1; then
-		echo "test-tools: npm ci in $sw" >&2
-		(cd "$sw" && npm ci --no-audit --no-fund --silent >&2)
-	else
-		echo "test-tools: npm is missing: the standardwebhooks check will not run" >&2
+# Each npm tool dir: its package-lock.json pins what npm ci installs.
+for dir_and_module in jobs/testdata/swverify:standardwebhooks api/testdata/openapilint:.bin/redocly; do
+	dir=${dir_and_module%%:*}
+	if [ ! -e "$dir/node_modules/${dir_and_module#*:}" ]; then
+		if command -v npm >/dev/null 2>&1; then
+			echo "test-tools: npm ci in $dir" >&2
+			(cd "$dir" && npm ci --no-audit --no-fund --silent >&2)
+		else
+			echo "test-tools: npm is missing: the checks in $dir will not run" >&2
+		fi
 	fi
-fi
+done

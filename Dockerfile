@@ -7,7 +7,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 # Same build step as `make build`.
-RUN go build -o bin/boohpay ./cmd/boohpay
+RUN go build -buildvcs=auto -o bin/boohpay ./cmd/boohpay
 
 FROM debian:bookworm-slim
 RUN apt-get update \

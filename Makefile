@@ -24,9 +24,9 @@ soak:
 bench: build
 	go run ./bench $(if $(QUICK),-quick) $(ARGS)
 
-## build: bin/boohpay (the Dockerfile runs the same command)
+## build: bin/boohpay, stamped with its commit for `boohpay version` (the Dockerfile runs the same command)
 build:
-	go build -o bin/boohpay ./cmd/boohpay
+	go build -buildvcs=auto -o bin/boohpay ./cmd/boohpay
 
 ## lint: gofmt, go vet, staticcheck
 lint:

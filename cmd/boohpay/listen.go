@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -13,32 +12,40 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/boohpay/boohpay/signing"
 )
 
-// webhooksCmd runs `boohpay webhooks listen`: a local endpoint that verifies
+// newListenCmd is `boohpay webhooks listen`: a local endpoint that verifies
 // each delivery's two signatures and prints what arrived, for merchants
 // building their own receiver.
-func webhooksCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "listen" {
-		return errors.New("usage: boohpay webhooks listen --addr ADDR --secret SECRET")
+func newListenCmd() *cobra.Command {
+	var addr, secret string
+	c := &cobra.Command{
+		Use:   "listen --secret SECRET [--addr ADDR]",
+		Short: "Receive webhooks locally: verify both signatures of each delivery and print it",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(c *cobra.Command, args []string) error {
+			if secret == "" {
+				return usageErrorf(c, "webhooks listen: --secret is required")
+			}
+			return listen(c.Context(), addr, secret, c.OutOrStdout())
+		},
 	}
-	fs := flag.NewFlagSet("webhooks listen", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	addr := fs.String("addr", "127.0.0.1:4242", "address to listen on")
-	secret := fs.String("secret", "", "the endpoint's signing secret")
-	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("webhooks listen: %w", err)
-	}
-	if *secret == "" {
-		return errors.New("webhooks listen: --secret is required")
-	}
-	ln, err := net.Listen("tcp", *addr)
+	c.Flags().StringVar(&addr, "addr", "127.0.0.1:4242", "address to listen on, host:port")
+	c.Flags().StringVar(&secret, "secret", "", "the endpoint's signing secret, whsec_… (required)")
+	return c
+}
+
+// listen serves the receiver on addr until ctx ends.
+func listen(ctx context.Context, addr, secret string, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("webhooks listen: %w", err)
 	}
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
-	srv := &http.Server{Handler: listenHandler(*secret, stdout), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: listenHandler(secret, stdout), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

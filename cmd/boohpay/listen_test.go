@@ -136,7 +136,8 @@ func TestWebhooksListenNeedsSecret(t *testing.T) {
 	err := run(context.Background(), []string{"webhooks", "listen", "--addr", "127.0.0.1:0"}, env(nil), io.Discard, io.Discard)
 	require.ErrorContains(t, err, "--secret is required")
 	err = run(context.Background(), []string{"webhooks"}, env(nil), io.Discard, io.Discard)
-	require.ErrorContains(t, err, "usage: boohpay webhooks listen")
+	require.ErrorContains(t, err, "boohpay webhooks needs a command: one of listen")
+	require.Equal(t, 2, exitCode(err))
 }
 
 // The real worker delivering to the listener: what BoohPay signs, listen verifies.

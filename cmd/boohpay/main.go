@@ -17,6 +17,6 @@ func main() {
 	go func() { <-ctx.Done(); stop() }()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "boohpay:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err)) // 2: a usage error; 1: a failure
 	}
 }

@@ -36,7 +36,7 @@ func binary(t *testing.T) string {
 			return
 		}
 		binaryPath = filepath.Join(dir, "boohpay")
-		cmd := exec.Command("go", "build", "-o", binaryPath, ".")
+		cmd := exec.Command("go", "build", "-buildvcs=auto", "-o", binaryPath, ".")
 		binaryOut, binaryErr = cmd.CombinedOutput()
 	})
 	require.NoError(t, binaryErr, "go build: %s", binaryOut)

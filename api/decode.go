@@ -54,7 +54,7 @@ func decodeJSON(c echo.Context, dst any) ([]byte, error) {
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
 	if err := dec.Decode(dst); err != nil {
-		return nil, jsonError(err)
+		return nil, jsonError(err, body)
 	}
 	if dec.More() {
 		return nil, invalid("", "the request body must hold one JSON object")
@@ -65,7 +65,9 @@ func decodeJSON(c echo.Context, dst any) ([]byte, error) {
 	return body, nil
 }
 
-func jsonError(err error) error {
+// jsonError words a decoding error of body, naming the field at fault by
+// its path ("metadata.n", not just "metadata").
+func jsonError(err error, body []byte) error {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
@@ -76,7 +78,10 @@ func jsonError(err error) error {
 		if field == "" {
 			return invalid("", "the request body must be a JSON object")
 		}
-		return invalid(field, fmt.Sprintf("%s must be a %s", field, jsonTypeName(typeErr.Type.Kind().String())))
+		if path := jsonPathAt(body, typeErr.Offset); path != "" {
+			field = path
+		}
+		return invalid(field, fmt.Sprintf("%s must be %s", field, jsonTypeName(typeErr.Type.Kind().String())))
 	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
 		return invalid("", "the request body is not valid JSON")
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -86,18 +91,21 @@ func jsonError(err error) error {
 	return invalid("", "the request body is not valid JSON: "+err.Error())
 }
 
+// jsonTypeName names a Go kind as JSON calls it, with its article.
 func jsonTypeName(kind string) string {
 	switch kind {
 	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
-		return "integer"
+		return "an integer"
 	case "float32", "float64":
-		return "number"
+		return "a number"
 	case "map", "struct":
-		return "object"
+		return "an object"
 	case "slice", "array":
-		return "array"
+		return "an array"
+	case "bool":
+		return "a boolean"
 	}
-	return kind
+	return "a " + kind
 }
 
 // invalid is a 400 for a malformed request, naming the parameter at fault.

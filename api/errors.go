@@ -115,8 +115,17 @@ func errorResponse(err error) (int, errorBody) {
 	return http.StatusInternalServerError, errorBody{errorDetail{Type: "api_error", Code: "internal_error", Message: "internal error"}}
 }
 
+// echoMessages word Echo's own errors, which carry only a status text.
+var echoMessages = map[int]string{
+	http.StatusNotFound:              "no such route",
+	http.StatusRequestEntityTooLarge: "the request body is larger than " + maxBodyBytes,
+}
+
 func messageOf(he *echo.HTTPError) string {
-	if s, ok := he.Message.(string); ok {
+	if s, ok := he.Message.(string); ok && s != http.StatusText(he.Code) {
+		return s
+	}
+	if s, ok := echoMessages[he.Code]; ok {
 		return s
 	}
 	return http.StatusText(he.Code)

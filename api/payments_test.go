@@ -114,8 +114,8 @@ func TestPaymentCreateRejectsBadInputAndWritesNothing(t *testing.T) {
 		{"gateway unknown", `{"amount":1,"currency":"XAF","gateway":"paypal"}`, "", 422, "gateway"},
 		{"unknown field", `{"amount":1,"currency":"XAF","gateway":"sandbox","amout":2}`, "", 400, "amout"},
 		{"reference too long", `{"amount":1,"currency":"XAF","gateway":"sandbox","reference":"` + long + `"}`, "", 422, "reference"},
-		{"metadata not strings", `{"amount":1,"currency":"XAF","gateway":"sandbox","metadata":{"a":1}}`, "", 400, "metadata"},
-		{"metadata value too long", `{"amount":1,"currency":"XAF","gateway":"sandbox","metadata":{"a":"` + strings.Repeat("v", 501) + `"}}`, "", 422, "metadata[a]"},
+		{"metadata not strings", `{"amount":1,"currency":"XAF","gateway":"sandbox","metadata":{"a":1}}`, "", 400, "metadata.a"},
+		{"metadata value too long", `{"amount":1,"currency":"XAF","gateway":"sandbox","metadata":{"a":"` + strings.Repeat("v", 501) + `"}}`, "", 422, "metadata.a"},
 		{"control character", `{"amount":1,"currency":"XAF","gateway":"sandbox","reference":"a\u0000b"}`, "", 422, "reference"},
 		{"invalid UTF-8", "{\"amount\":1,\"currency\":\"XAF\",\"gateway\":\"sandbox\",\"reference\":\"\xff\xfe\"}", "", 400, ""},
 		{"wrong content type", `{"amount":1,"currency":"XAF","gateway":"sandbox"}`, "text/plain", 415, ""},
@@ -256,6 +256,17 @@ func TestIdempotencyKey(t *testing.T) {
 	require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
 	require.JSONEq(t, string(first.Body), string(again.Body))
 
+	// The same request spelled another way (keys reordered, spaces, a
+	// nested object's keys too) is the same request: a replay, not a 409.
+	meta := `{"amount":5000,"currency":"XAF","gateway":"sandbox","metadata":{"a":"1","b":"2"}}`
+	first = a.do("POST", "/v1/payments", meta, "Idempotency-Key", "order-44")
+	require.Equal(t, http.StatusCreated, first.Code)
+	respelled := a.do("POST", "/v1/payments", " {\n \"metadata\": {\"b\":\"2\", \"a\":\"1\"}, \"gateway\":\"sandbox\",\"currency\" : \"XAF\", \"amount\":5000 }",
+		"Idempotency-Key", "order-44")
+	require.Equal(t, http.StatusCreated, respelled.Code, "%s", respelled.Body)
+	require.Equal(t, "true", respelled.Header.Get("Idempotent-Replayed"))
+	require.JSONEq(t, string(first.Body), string(respelled.Body))
+
 	other := a.do("POST", "/v1/payments", `{"amount":6000,"currency":"XAF","gateway":"sandbox"}`, "Idempotency-Key", "order-42")
 	require.Equal(t, http.StatusConflict, other.Code)
 	require.Equal(t, "idempotency_error", other.errorOf(t)["type"])
@@ -274,8 +285,8 @@ func TestIdempotencyKey(t *testing.T) {
 	good := a.do("POST", "/v1/payments", body, "Idempotency-Key", "order-43")
 	require.Equal(t, http.StatusCreated, good.Code)
 
-	require.Equal(t, 3, a.count(`SELECT count(*) FROM payments`))
-	require.Equal(t, 2, a.count(`SELECT count(*) FROM idempotency_keys WHERE merchant_id = $1`, a.merchant.ID))
+	require.Equal(t, 4, a.count(`SELECT count(*) FROM payments`))
+	require.Equal(t, 3, a.count(`SELECT count(*) FROM idempotency_keys WHERE merchant_id = $1`, a.merchant.ID))
 }
 
 func TestIdempotencyKeyHeldByConcurrentRequestAnswers409(t *testing.T) {

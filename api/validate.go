@@ -100,7 +100,7 @@ func checkMetadata(md map[string]string) error {
 			return invalidField("metadata", fmt.Sprintf("metadata keys must be 1 to %d characters", maxMetadataKeyLen))
 		}
 		if utf8.RuneCountInString(v) > maxMetadataValLen {
-			return invalidField("metadata["+clip(k)+"]", fmt.Sprintf("metadata values must be at most %d characters", maxMetadataValLen))
+			return invalidField("metadata."+clip(k), fmt.Sprintf("metadata.%s must be at most %d characters", clip(k), maxMetadataValLen))
 		}
 	}
 	return nil

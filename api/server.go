@@ -81,7 +81,9 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 				slog.String("path", v.URIPath),
 				slog.String("route", v.RoutePath),
 				slog.Int("status", v.Status),
-				slog.Duration("latency", v.Latency))
+				// In milliseconds, with the unit in the key: slog writes a
+				// Duration as bare nanoseconds in JSON.
+				slog.Float64("latency_ms", float64(v.Latency.Microseconds())/1000))
 			return nil
 		},
 	})

@@ -58,7 +58,8 @@ func (s *serverBundle) serve(req *http.Request) *response {
 	return &response{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
 }
 
-// requireError checks the SPEC's error shape, exactly its four keys, and
+// requireError checks the error shape (type, code, message, and param only
+// when one parameter is at fault), and
 // returns the detail.
 func requireError(t *testing.T, res *response, status int, typ, code string) map[string]any {
 	t.Helper()
@@ -197,4 +198,16 @@ func countRows(t *testing.T, store *db.Store, query string, args ...any) int {
 	var n int
 	require.NoError(t, store.Pool.QueryRow(context.Background(), query, args...).Scan(&n))
 	return n
+}
+
+// TestRequestLogLatencyInMilliseconds: the request line's latency carries
+// its unit in its key; a bare Duration would be nanoseconds in JSON.
+func TestRequestLogLatencyInMilliseconds(t *testing.T) {
+	t.Parallel()
+	s := setupServer(t, dbtest.Store(t))
+	res := s.serve(httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	require.Equal(t, http.StatusOK, res.Code)
+	line := logLineWith(t, s.logs, `"msg":"request"`, `"/healthz"`)
+	require.IsType(t, float64(0), line["latency_ms"])
+	require.NotContains(t, line, "latency")
 }

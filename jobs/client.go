@@ -106,7 +106,7 @@ func NewClient(pool *pgxpool.Pool, store *db.Store, log *slog.Logger, cfg Config
 	river.AddWorker(workers, newRetentionWorker(store, log, cfg.Retention))
 
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Logger: log,
+		Logger: newRiverLogger(log),
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: otherWorkers},
 			db.DeliveryQueue: {

@@ -287,7 +287,7 @@ func (w *DeliveryWorker) attemptDone(ctx context.Context, d *db.Delivery, n int,
 		slog.String("event_type", d.EventType),
 		slog.Int("attempt", n),
 		slog.String("outcome", outcome),
-		slog.Duration("duration", a.duration),
+		slog.Float64("duration_ms", durationMS(a.duration)),
 	}
 	if a.statusCode != 0 {
 		attrs = append(attrs, slog.Int("http_status", a.statusCode))
@@ -401,4 +401,10 @@ func describe(err error, timeout time.Duration) error {
 // cleanText makes a response body storable as Postgres text: valid UTF-8, no NUL.
 func cleanText(b []byte) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(string(b), "\uFFFD"), "\x00", "")
+}
+
+// durationMS is a duration for a log line: milliseconds, with a unit in its
+// key (slog's durations print as bare nanoseconds in JSON).
+func durationMS(d time.Duration) float64 {
+	return float64(d.Microseconds()) / 1000
 }

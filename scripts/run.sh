@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # `make run`: local Postgres (unless DATABASE_URL is set), build, migrate, demo merchant, serve.
+# RUN_PG_PORT picks the local Postgres's port (default 54329).
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
@@ -7,13 +8,32 @@ log() { echo "run.sh: $*" >&2; }
 
 local_pg=""
 if [ -z "${DATABASE_URL:-}" ]; then
-	DATABASE_URL=$(bash scripts/pg.sh start run 54329)
+	pg_port=${RUN_PG_PORT:-54329}
+	log "starting a local Postgres on 127.0.0.1:$pg_port (another port: RUN_PG_PORT=NNNNN make run; your own database: DATABASE_URL=...)"
+	if ! DATABASE_URL=$(bash scripts/pg.sh start run "$pg_port"); then
+		log "could not start the local Postgres on port $pg_port: if the port is taken, run RUN_PG_PORT=NNNNN make run"
+		exit 1
+	fi
 	local_pg=1
 fi
 export DATABASE_URL
 
-log "building bin/boohpay"
-go build -o bin/boohpay ./cmd/boohpay
+# A cold machine downloads every module and compiles every dependency
+# before the first line of our own code: minutes with nothing on screen
+# unless we say so. GOPROXY=off succeeds only when every module is cached.
+if ! GOPROXY=off go mod download >/dev/null 2>&1; then
+	log "downloading Go modules (first run on this machine; this can take a few minutes)..."
+	go mod download -x 2>&1 | grep --line-buffered '^# get .*\.zip$' |
+		sed -u -e 's|^# get [a-z]*://[^/]*/||' -e 's|/@v/| |' -e 's|\.zip$||' -e 's|^|run.sh:   |' >&2 || true
+	go mod download # again, plainly: its errors, if any, are the ones to show
+fi
+if [ -x bin/boohpay ]; then
+	log "building bin/boohpay..."
+else
+	log "building bin/boohpay (the first build compiles every dependency: a minute or two on a cold machine)..."
+fi
+go build -buildvcs=auto -o bin/boohpay ./cmd/boohpay
+log "built $(bin/boohpay version)"
 
 log "applying migrations"
 bin/boohpay migrate up

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -195,4 +196,18 @@ func TestMerchantAPIKeyCommands(t *testing.T) {
 	_, err = runCmd(t, vars, "merchant", "api-key", "create", "--merchant", "0190a0a0-0000-7000-8000-000000000000")
 	require.ErrorContains(t, err, "no merchant 0190a0a0-0000-7000-8000-000000000000")
 	require.Equal(t, 1, exitCode(err))
+}
+
+// TestMakeRunPortKnob: make run's local Postgres port is RUN_PG_PORT, and a
+// port it cannot use says which variable picks another.
+func TestMakeRunPortKnob(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("bash", "../../scripts/run.sh")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "RUN_PG_PORT=99999"}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	require.True(t, errors.As(err, &exit), "want a failure, got %v: %s", err, out)
+	require.Contains(t, string(out), "run.sh: starting a local Postgres on 127.0.0.1:99999 (another port: RUN_PG_PORT=NNNNN make run")
+	require.Contains(t, string(out), "pg.sh: error: bad port '99999'")
+	require.Contains(t, string(out), "could not start the local Postgres on port 99999: if the port is taken, run RUN_PG_PORT=NNNNN make run")
 }

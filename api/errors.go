@@ -41,6 +41,10 @@ var statusOf = map[string]struct {
 	db.EUnavailable:       {http.StatusServiceUnavailable, "api_error"},
 }
 
+// retryAfterSeconds is the Retry-After of every 503: a restart, a failover
+// or a freed connection usually takes a second or two.
+const retryAfterSeconds = "2"
+
 // statusClientClosedRequest is nginx's status for a request whose client
 // closed the connection before the answer.
 const statusClientClosedRequest = 499
@@ -65,10 +69,20 @@ func newErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		status, body := errorResponse(err)
-		if status >= 500 {
+		switch {
+		case body.Error.Code == db.EUnavailable:
+			// The database cannot serve now: worth a warning, not an
+			// error page for every request while it lasts.
+			log.WarnContext(c.Request().Context(), "request answered 503",
+				"error", err, "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+				"method", c.Request().Method, "route", c.Path())
+		case status >= 500:
 			log.ErrorContext(c.Request().Context(), "request failed",
 				"error", err, "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
 				"method", c.Request().Method, "route", c.Path())
+		}
+		if body.Error.Code == db.EUnavailable {
+			c.Response().Header().Set("Retry-After", retryAfterSeconds)
 		}
 		if c.Request().Method == http.MethodHead {
 			_ = c.NoContent(status)

@@ -4,8 +4,11 @@
 package api
 
 import (
+	"cmp"
+	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -28,6 +31,12 @@ type Config struct {
 	// OpsOnly serves only /healthz, /readyz and /metrics: a ROLE=worker process.
 	OpsOnly bool
 
+	// DatabaseTimeout bounds how long one request may wait on the database
+	// (DATABASE_TIMEOUT): acquiring a connection, each statement, the whole
+	// transaction. Past it the answer is 503 service_unavailable with
+	// Retry-After. Zero means databaseTimeoutDefault.
+	DatabaseTimeout time.Duration
+
 	// RiverUI is River's web UI (NewRiverUI), served at /admin/river/
 	// behind the admin guard; nil leaves it out.
 	RiverUI http.Handler
@@ -36,6 +45,11 @@ type Config struct {
 // maxBodyBytes caps every request body; larger ones answer 413. Spelled
 // "1MiB" because Echo's size parser reads "1M" as 1,000,000 bytes.
 const maxBodyBytes = "1MiB"
+
+// databaseTimeoutDefault is DATABASE_TIMEOUT's default: long enough for a
+// loaded database, short enough that a client (and a load balancer's health
+// check) hears 503 well before it gives up.
+const databaseTimeoutDefault = 5 * time.Second
 
 // NewServer builds the Echo instance with every route and middleware. m
 // records the HTTP metrics and is served on GET /metrics; nil records nothing.
@@ -54,6 +68,7 @@ func NewServer(cfg Config, log *slog.Logger, store *db.Store, m *metrics.Metrics
 		},
 	}))
 	e.Use(middleware.BodyLimit(maxBodyBytes))
+	e.Use(boundDatabaseWait(cmp.Or(cfg.DatabaseTimeout, databaseTimeoutDefault)))
 	addRoutes(e, cfg, log, store, m)
 	return e
 }
@@ -87,4 +102,20 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 			return nil
 		},
 	})
+}
+
+// boundDatabaseWait gives each request a deadline, so no request waits on the
+// database longer than timeout: pgxpool's acquire, pgx's connect and every
+// statement end at the request context's deadline (pgx closes a connection
+// whose statement it abandons), and the error handler answers the
+// resulting context.DeadlineExceeded 503 (db.Unavailable).
+func boundDatabaseWait(timeout time.Duration) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)
+			defer cancel()
+			c.SetRequest(c.Request().WithContext(ctx))
+			return next(c)
+		}
+	}
 }

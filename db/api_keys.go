@@ -240,7 +240,9 @@ func (s *Store) MerchantGetByAPIKey(ctx context.Context, key string) (*Merchant,
 		return nil, notFound(err)
 	}
 	if lastUsed == nil || time.Since(*lastUsed) > time.Minute {
-		if _, err := s.Pool.Exec(ctx, `UPDATE api_keys SET last_used_at = now() WHERE id = $1`, keyID); err != nil {
+		// Best effort when the database cannot write (read-only during a
+		// failover, out of disk): reads still work then.
+		if _, err := s.Pool.Exec(ctx, `UPDATE api_keys SET last_used_at = now() WHERE id = $1`, keyID); err != nil && !Unavailable(err) {
 			return nil, fmt.Errorf("touching api key: %w", err)
 		}
 	}

@@ -1,6 +1,7 @@
 package db
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -63,25 +64,55 @@ func ErrorCode(err error) string {
 	return ""
 }
 
-// Unavailable reports whether err says the database could not be reached or
-// went away mid-statement (stopped, restarting, failing over, the
-// connection cut), as opposed to refusing the statement: the request may
+// Unavailable reports whether err says the database cannot serve now, as
+// opposed to refusing the statement: unreachable, stopped or restarting,
+// frozen past the caller's deadline, out of connections, out of disk or
+// memory, read-only, or the connection cut mid-statement. The request may
 // succeed later, so the API answers 503 rather than 500.
 func Unavailable(err error) bool {
-	var connectErr *pgconn.ConnectError
+	if err == nil {
+		return false
+	}
+	// Checked first: a failed connect wraps the server's refusal, and only
+	// some refusals are temporary (too many clients is, a wrong password
+	// is not).
 	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return unavailableCode(pgErr.Code)
+	}
+	var connectErr *pgconn.ConnectError
 	var netErr net.Error
 	switch {
-	case err == nil:
-		return false
-	case errors.As(err, &pgErr):
-		// 08: connection exception; 57P01-03: admin or crash shutdown,
-		// cannot connect now (starting up or shutting down).
-		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	case errors.Is(err, context.DeadlineExceeded):
+		// A bounded wait ran out: a pool with no free connection, a
+		// database that stopped answering, a lock held too long.
+		return true
 	case errors.As(err, &connectErr), errors.As(err, &netErr),
 		errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, net.ErrClosed),
 		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return true
 	}
 	return pgconn.SafeToRetry(err)
+}
+
+// unavailableCode reports whether a SQLSTATE says the server cannot serve
+// now rather than that the statement is wrong.
+func unavailableCode(code string) bool {
+	switch {
+	case strings.HasPrefix(code, "08"): // connection exception
+		return true
+	case strings.HasPrefix(code, "53"): // insufficient resources: disk full, out of memory, too many connections
+		return true
+	}
+	switch code {
+	case "57P01", // admin shutdown (pg_ctl stop -m fast, pg_terminate_backend)
+		"57P02", // crash shutdown (another backend crashed, e.g. on a full WAL disk)
+		"57P03", // cannot connect now: starting up, shutting down, in recovery
+		"57P05", // idle session timeout
+		"57014", // query canceled: a statement timeout or a cancel request
+		"25006", // read-only transaction: a read-only database or a standby
+		"58030": // I/O error in the server's storage
+		return true
+	}
+	return false
 }

@@ -33,6 +33,7 @@ type config struct {
 	MonerooWebhookSecret string
 	EBillingToken        string
 	ShutdownTimeout      time.Duration
+	DatabaseTimeout      time.Duration
 }
 
 // configError names the variable at fault, so a bad deploy fails with one clear line.
@@ -65,6 +66,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		MonerooWebhookSecret: getenv("MONEROO_WEBHOOK_SECRET"),
 		EBillingToken:        getenv("EBILLING_CALLBACK_TOKEN"),
 		ShutdownTimeout:      p.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
+		DatabaseTimeout:      p.duration("DATABASE_TIMEOUT", 5*time.Second),
 	}
 	switch level := strings.ToLower(p.str("LOG_LEVEL", "info")); level {
 	case "debug":

@@ -32,6 +32,7 @@ func TestConfigDefaults(t *testing.T) {
 		SweepBatch:        50,
 		WebhookRetention:  30 * 24 * time.Hour,
 		ShutdownTimeout:   25 * time.Second,
+		DatabaseTimeout:   5 * time.Second,
 	}, cfg)
 }
 
@@ -57,6 +58,7 @@ func TestConfigFromEnv(t *testing.T) {
 		"MONEROO_WEBHOOK_SECRET":         "mon",
 		"EBILLING_CALLBACK_TOKEN":        "ebt",
 		"SHUTDOWN_TIMEOUT":               "5s",
+		"DATABASE_TIMEOUT":               "1500ms",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, &config{
@@ -79,6 +81,7 @@ func TestConfigFromEnv(t *testing.T) {
 		MonerooWebhookSecret: "mon",
 		EBillingToken:        "ebt",
 		ShutdownTimeout:      5 * time.Second,
+		DatabaseTimeout:      1500 * time.Millisecond,
 	}, cfg)
 }
 
@@ -95,6 +98,7 @@ func TestConfigErrors(t *testing.T) {
 		{"WEBHOOK_TIMEOUT", "-1s", nil},
 		{"WEBHOOK_SWEEP_INTERVAL", "30", nil},
 		{"SHUTDOWN_TIMEOUT", "0s", nil},
+		{"DATABASE_TIMEOUT", "5", nil},
 		{"WEBHOOK_MAX_RETRIES", "five", nil},
 		{"WEBHOOK_MAX_RETRIES", "-1", nil},
 		{"WEBHOOK_MAX_RETRIES", "1000", nil},

@@ -91,6 +91,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		AdminToken:           cfg.AdminToken,
 		MetricsToken:         cfg.MetricsToken,
 		AllowPrivateNetworks: cfg.AllowPrivateNetworks,
+		DatabaseTimeout:      cfg.DatabaseTimeout,
 
 		StripeWebhookSecret:   cfg.StripeWebhookSecret,
 		MonerooWebhookSecret:  cfg.MonerooWebhookSecret,

@@ -69,8 +69,8 @@ const (
 	// otherWorkers works the default queue: the periodic jobs.
 	otherWorkers = 10
 	// rescueAfterMin is River's floor for RescueStuckJobsAfter (its
-	// JobTimeout default). A delivery whose process died mid-attempt is
-	// retried once River's rescuer finds it, at most 30 s after this.
+	// JobTimeout default). River's rescuer is the backstop for every job
+	// kind; stranded delivery jobs are rescued sooner (rescue.go).
 	rescueAfterMin = time.Minute
 )
 
@@ -104,6 +104,7 @@ func NewClient(pool *pgxpool.Pool, store *db.Store, log *slog.Logger, cfg Config
 	river.AddWorker(workers, delivery)
 	river.AddWorker(workers, &SweepWorker{store: store, log: log, batch: cfg.SweepBatch})
 	river.AddWorker(workers, newRetentionWorker(store, log, cfg.Retention))
+	river.AddWorker(workers, &RescueWorker{store: store, log: log, stuckAfter: delivery.timeout() + rescueSlack})
 
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Logger: newRiverLogger(log),
@@ -126,6 +127,11 @@ func NewClient(pool *pgxpool.Pool, store *db.Store, log *slog.Logger, cfg Config
 			// one sweep runs per interval however many processes work.
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.SweepInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
+			// Stranded delivery jobs go back to work about one job
+			// timeout after their fetch (see rescue.go).
+			river.NewPeriodicJob(river.PeriodicInterval(rescueInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return RescueArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(retentionInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return RetentionArgs{}, nil },

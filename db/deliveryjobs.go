@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Delivery jobs in River's river_job table: the two moves River has no API
@@ -48,14 +50,18 @@ func (s *Store) DeliveryJobsRescue(ctx context.Context, stuckAfter time.Duration
 }
 
 // DeliveryJobsWake makes the given delivery jobs available now if they are
-// waiting (snoozed: available or scheduled for later), and reports how many
+// waiting (snoozed: available or scheduled for later), and returns the ids
 // it moved. Jobs that ran meanwhile, or are running, are left alone.
-func (s *Store) DeliveryJobsWake(ctx context.Context, ids []int64) (int, error) {
-	tag, err := s.Pool.Exec(ctx, `UPDATE river_job SET state = 'available', scheduled_at = now()
-		WHERE id = ANY($1) AND kind = $2 AND state IN ('available', 'scheduled') AND scheduled_at > now()`,
-		ids, DeliveryArgs{}.Kind())
+func (s *Store) DeliveryJobsWake(ctx context.Context, ids []int64) ([]int64, error) {
+	rows, err := s.Pool.Query(ctx, `UPDATE river_job SET state = 'available', scheduled_at = now()
+		WHERE id = ANY($1) AND kind = $2 AND state IN ('available', 'scheduled') AND scheduled_at > now()
+		RETURNING id`, ids, DeliveryArgs{}.Kind())
 	if err != nil {
-		return 0, fmt.Errorf("waking %d delivery jobs: %w", len(ids), err)
+		return nil, fmt.Errorf("waking %d delivery jobs: %w", len(ids), err)
 	}
-	return int(tag.RowsAffected()), nil
+	moved, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("waking %d delivery jobs: %w", len(ids), err)
+	}
+	return moved, nil
 }

@@ -103,13 +103,14 @@ type DeliveryWorker struct {
 }
 
 func newDeliveryWorker(store *db.Store, log *slog.Logger, cfg Config) *DeliveryWorker {
-	return &DeliveryWorker{
-		store:   store,
-		log:     log,
-		cfg:     cfg,
-		client:  newHTTPClient(cfg),
-		limiter: newMerchantLimiter(cfg.MerchantConcurrency, cfg.WebhookTimeout),
+	w := &DeliveryWorker{
+		store:  store,
+		log:    log,
+		cfg:    cfg,
+		client: newHTTPClient(cfg),
 	}
+	w.limiter = newMerchantLimiter(cfg.MerchantConcurrency, cfg.WebhookTimeout, w.wakeSnoozed)
+	return w
 }
 
 // newHTTPClient returns the client every attempt uses: no redirects, no
@@ -188,7 +189,7 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[db.DeliveryArg
 			return river.JobSnooze(hop(wait))
 		}
 	}
-	release, snooze := w.limiter.acquire(ctx, d.MerchantID)
+	release, snooze := w.limiter.acquire(ctx, d.MerchantID, job.ID)
 	if release == nil {
 		return river.JobSnooze(snooze) // the merchant has enough attempts in flight
 	}

@@ -41,39 +41,51 @@ func TestHopNeverAsksRiverForMoreThanItMakesAvailable(t *testing.T) {
 func TestMerchantLimiterCapsEachMerchant(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	l := newMerchantLimiter(2, 10*time.Second)
+	woken := make(chan []int64, 10)
+	l := newMerchantLimiter(2, 10*time.Second, func(ids []int64) { woken <- ids })
 	a, other := uuid.New(), uuid.New()
 
-	r1, _ := l.acquire(ctx, a)
-	r2, _ := l.acquire(ctx, a)
+	r1, _ := l.acquire(ctx, a, 1)
+	r2, _ := l.acquire(ctx, a, 2)
 	require.NotNil(t, r1)
 	require.NotNil(t, r2)
 	// A fast merchant at its cap: the third waits slotWait, then snoozes.
-	r3, snooze := l.acquire(ctx, a)
+	r3, snooze := l.acquire(ctx, a, 3)
 	require.Nil(t, r3)
 	require.GreaterOrEqual(t, snooze, snoozeMin)
+	require.Less(t, snooze, time.Second)
 	// Other merchants are not affected.
-	r4, _ := l.acquire(ctx, other)
+	r4, _ := l.acquire(ctx, other, 4)
 	require.NotNil(t, r4)
 	r4(time.Millisecond)
 
 	// An attempt in flight for 8 s makes the merchant slow: its next job
-	// snoozes at once, for about that long.
+	// snoozes at once, for about the timeout (a freed slot wakes it sooner).
 	l.mu.Lock()
 	for k := range l.byID[a].started {
 		l.byID[a].started[k] = time.Now().Add(-8 * time.Second)
 	}
 	l.mu.Unlock()
-	r3, snooze = l.acquire(ctx, a)
-	require.Nil(t, r3)
-	require.GreaterOrEqual(t, snooze, 8*time.Second)
-	require.LessOrEqual(t, snooze, 10*time.Second*3/2, "at most the timeout, plus jitter")
+	r5, snooze := l.acquire(ctx, a, 5)
+	require.Nil(t, r5)
+	require.GreaterOrEqual(t, snooze, 10*time.Second)
+	require.LessOrEqual(t, snooze, 10*time.Second*3/2, "the timeout, plus jitter")
 
+	// A slow attempt ends: one slot, one woken job, the oldest queued.
 	r1(8 * time.Second)
-	r3, _ = l.acquire(ctx, a)
-	require.NotNil(t, r3, "a freed slot is taken")
+	require.Equal(t, []int64{3}, <-woken)
+	// The woken job takes the slot; job 5 still waits.
+	r3, _ = l.acquire(ctx, a, 3)
+	require.NotNil(t, r3)
+	// A quick answer: the endpoint is back. The estimate is the last
+	// attempt, not an average that would keep it "slow" for a while.
 	r2(time.Millisecond)
+	require.Equal(t, []int64{5}, <-woken)
+	r5, _ = l.acquire(ctx, a, 5)
+	require.NotNil(t, r5)
 	r3(time.Millisecond)
+	r5(time.Millisecond)
+	require.Empty(t, woken)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	require.Empty(t, l.byID, "idle merchants are forgotten")

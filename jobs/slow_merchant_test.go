@@ -324,3 +324,114 @@ func (l *reasonLog) of(id uuid.UUID) []string {
 	defer l.mu.Unlock()
 	return l.byDelivery[id.String()]
 }
+
+// A merchant whose endpoint hangs keeps to its own slots (MerchantConcurrency
+// attempts in flight per process) while its backlog waits, snoozed, holding
+// no worker; other merchants are served meanwhile. The moment the endpoint
+// answers again, its backlog flows: each freed slot wakes the next snoozed
+// job at once. The snooze alone (about WEBHOOK_TIMEOUT, here a minute) would
+// hold the backlog back for that long; every delivery arriving before the
+// first snooze could have ended proves the wake moved them.
+func TestHangingMerchantBacklogFlowsOnceItAnswers(t *testing.T) {
+	t.Parallel()
+	const (
+		slots   = 4
+		backlog = 100
+	)
+	b := setup(t)
+	var inFlight, maxInFlight, ended atomic.Int32
+	answering := make(chan struct{})
+	hanging := newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		for {
+			m := maxInFlight.Load()
+			if n <= m || maxInFlight.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		select {
+		case <-answering:
+		case <-r.Context().Done():
+			ended.Add(1)
+		}
+		inFlight.Add(-1)
+		w.WriteHeader(http.StatusOK)
+	})
+	var once sync.Once
+	answer := func() { once.Do(func() { close(answering) }) }
+	t.Cleanup(answer) // before the receiver closes
+	healthy := newReceiver(t, nil)
+	slow, _ := b.merchant(hanging.URL)
+	fast, _ := b.merchant(healthy.URL)
+	var slowIDs []uuid.UUID
+	for range backlog {
+		slowIDs = append(slowIDs, b.emit(slow))
+	}
+
+	cfg := testConfig()
+	cfg.WebhookTimeout = time.Minute // no hung attempt ends, and no snooze, during the test
+	cfg.MerchantConcurrency = slots
+	cfg.Workers = 16
+	b.start(cfg)
+
+	// The hanging merchant holds its cap and no more; the rest of its
+	// backlog is snoozed, waiting for a slot (at first briefly, while the
+	// hang is younger than slotWait; then for about the timeout).
+	snoozed := func() int {
+		return b.count(`SELECT count(*) FROM river_job j JOIN webhook_deliveries d ON d.job_id = j.id
+			WHERE d.merchant_id = $1 AND j.state IN ('available', 'scheduled') AND j.scheduled_at > now() + interval '10 seconds'`, slow.ID)
+	}
+	require.Eventually(t, func() bool { return inFlight.Load() == slots && snoozed() == backlog-slots }, 60*time.Second, 10*time.Millisecond,
+		"in flight %d, snoozed %d", inFlight.Load(), snoozed())
+
+	// Other merchants are served meanwhile.
+	var fastIDs []uuid.UUID
+	for range 30 {
+		fastIDs = append(fastIDs, b.emit(fast))
+	}
+	for _, id := range fastIDs {
+		b.waitStatus(id, db.DeliverySucceeded, 30*time.Second)
+	}
+	require.Equal(t, int32(slots), inFlight.Load(), "still hanging")
+
+	// When each snoozed job would come back on its own.
+	snoozedUntil := map[string]time.Time{}
+	rows, err := b.pool.Query(context.Background(), `SELECT d.id, j.scheduled_at FROM river_job j JOIN webhook_deliveries d ON d.job_id = j.id
+		WHERE d.merchant_id = $1 AND j.state IN ('available', 'scheduled') AND j.scheduled_at > now()`, slow.ID)
+	require.NoError(t, err)
+	for rows.Next() {
+		var id uuid.UUID
+		var at time.Time
+		require.NoError(t, rows.Scan(&id, &at))
+		snoozedUntil[id.String()] = at
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, snoozedUntil, backlog-slots)
+
+	recoveredAt := time.Now()
+	answer()
+	// "Does not wait for the snooze": within WEBHOOK_TIMEOUT of recovery,
+	// before any snoozed job's own snooze (at least WEBHOOK_TIMEOUT) ends.
+	for _, id := range slowIDs {
+		row := b.waitStatus(id, db.DeliverySucceeded, cfg.WebhookTimeout-5*time.Second)
+		require.Equal(t, 1, row.Attempts, "waiting for a slot is not an attempt")
+	}
+	require.Zero(t, ended.Load(), "no attempt timed out")
+	require.LessOrEqual(t, maxInFlight.Load(), int32(slots), "never more than the merchant's cap in flight")
+	// Woken, not waited out: each snoozed delivery arrived before its
+	// snooze would have ended.
+	for _, r := range hanging.got() {
+		if until, ok := snoozedUntil[r.header.Get("X-BoohPay-Delivery")]; ok {
+			require.True(t, r.at.Before(until), "a delivery waited out its snooze (until %s) instead of being woken", until)
+		}
+	}
+	var last time.Time
+	for _, r := range hanging.got() {
+		if r.at.After(last) {
+			last = r.at
+		}
+	}
+	require.Len(t, hanging.got(), backlog, "each delivered once")
+	t.Logf("hanging merchant (cap %d) answered again: its backlog of %d flowed in %s (last request %s after recovery)",
+		slots, backlog-slots, time.Since(recoveredAt).Round(time.Millisecond), last.Sub(recoveredAt).Round(time.Millisecond))
+}

@@ -5,6 +5,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -83,6 +84,58 @@ func (s *Store) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		for _, note := range otx.notes {
 			note(s.observer)
 		}
+	}
+	return nil
+}
+
+// InTxRetrying runs fn in one transaction like InTx, and while the database
+// cannot serve (Unavailable) runs it again, backing off, until ctx ends, as
+// long as nothing can have committed: a failure before COMMIT was sent. A
+// failed COMMIT is returned as is, since it may have committed. For writes
+// that must not be lost to a short outage once their cause has happened
+// (a webhook attempt that reached the merchant), not for requests, which
+// answer 503 and let the client retry.
+func (s *Store) InTxRetrying(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	backoff := retryBackoffMin
+	for {
+		err := s.tryTx(ctx, fn)
+		var committing *commitError
+		if err == nil || errors.As(err, &committing) || !Unavailable(err) {
+			return err
+		}
+		timer := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return err
+		case <-timer.C:
+		}
+		backoff = min(2*backoff, retryBackoffMax)
+	}
+}
+
+const (
+	retryBackoffMin = 50 * time.Millisecond
+	retryBackoffMax = time.Second
+)
+
+// commitError is a failed COMMIT, whose outcome is unknown.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return "committing: " + e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
+
+func (s *Store) tryTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	tx, err := s.Pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(ctx) }() // a no-op once committed
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return &commitError{err}
 	}
 	return nil
 }

@@ -244,8 +244,10 @@ func (w *DeliveryWorker) record(ctx context.Context, job *river.Job[db.DeliveryA
 	// sends nothing. (Completing the job in this transaction instead, with
 	// JobCompleteTx, cost a quarter of the worker's CPU and about half the
 	// throughput: docs/BENCHMARKS.md.) A crash before this commit re-runs
-	// the job, which POSTs again: receivers dedupe on webhook-id.
-	err := w.store.InTx(ctx, func(tx pgx.Tx) error {
+	// the job, which POSTs again: receivers dedupe on webhook-id. So a
+	// database that cannot serve for a moment is waited for (within the
+	// job's timeout) rather than answered with a second POST.
+	err := w.store.InTxRetrying(ctx, func(tx pgx.Tx) error {
 		var err error
 		recorded, err = w.store.DeliveryRecordAttemptTx(ctx, tx, rec)
 		return err

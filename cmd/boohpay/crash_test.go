@@ -111,6 +111,6 @@ func TestCrashSIGKILLUnderLoad(t *testing.T) {
 	for _, lg := range append(logs, c.logs.String()) {
 		requireNoSecretsIn(t, lg, key, *s.secret.Load())
 	}
-	reportFigures(t, "kills=%d events=%d receipts=%d duplicates=%d max_copies=%d orphaned_jobs=%d requests_ok=%d requests_failed=%d",
-		kills, f.Events, f.Receipts, f.Duplicates, f.MaxCopies, orphans, l.ok.Load(), l.failed.Load())
+	reportFigures(t, "kills=%d events=%d receipts=%d duplicates=%d (%s) max_copies=%d orphaned_jobs=%d requests_ok=%d requests_failed=%d",
+		kills, f.Events, f.Receipts, f.Duplicates, f.causes(), f.MaxCopies, orphans, l.ok.Load(), l.failed.Load())
 }

@@ -202,8 +202,8 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	default:
 	}
 	require.NoError(t, c.terminate(t, 60*time.Second))
-	reportFigures(t, "restarts=%d events=%d (after the last restart %d) receipts=%d duplicates=%d answers_during_outage=%d (503: %d, slowest %s)",
-		pick(1, 5), f.Events, after, f.Receipts, f.Duplicates, outageAnswers, unavailable, slowest.Round(time.Millisecond))
+	reportFigures(t, "restarts=%d events=%d (after the last restart %d) receipts=%d duplicates=%d (%s) answers_during_outage=%d (503: %d, slowest %s)",
+		pick(1, 5), f.Events, after, f.Receipts, f.Duplicates, f.causes(), outageAnswers, unavailable, slowest.Round(time.Millisecond))
 }
 
 // errorShapeProblem returns "" when body is SPEC §3's error shape with code,

@@ -407,6 +407,57 @@ type deliveryFigures struct {
 	Receipts   int // deliveries the endpoint accepted, duplicates included
 	Duplicates int // Receipts - Events: at-least-once at work
 	MaxCopies  int // the most receipts of one event
+	// DuplicateCauses counts the extra receipts by what made the delivery
+	// job run its attempt again (duplicateCauses).
+	DuplicateCauses map[string]int
+}
+
+// duplicateCauses sorts the extra receipts of each event received more
+// than once by what River's job for its delivery went through, as its
+// errors tell:
+//   - rescued: the job was left running (its process killed mid-attempt,
+//     after the merchant's 2xx and before the ledger write) and rescued;
+//   - ledger: the attempt's ledger write failed (the database went away
+//     after the 2xx) and the job ran again;
+//   - other: anything else (shown in full in the test log).
+func duplicateCauses(t *testing.T, pool *pgxpool.Pool, copies map[string]int) map[string]int {
+	t.Helper()
+	causes := map[string]int{"rescued": 0, "ledger": 0, "other": 0}
+	var dup []string
+	for id, n := range copies {
+		if n > 1 {
+			dup = append(dup, id)
+		}
+	}
+	if len(dup) == 0 {
+		return causes
+	}
+	rows, err := pool.Query(context.Background(), `SELECT d.event_id::text, coalesce(array_to_string(
+			ARRAY(SELECT e->>'error' FROM unnest(j.errors) e), ' | '), '')
+		FROM webhook_deliveries d LEFT JOIN river_job j ON j.id = d.job_id
+		WHERE d.event_id::text = ANY($1)`, dup)
+	require.NoError(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		var id, errs string
+		require.NoError(t, rows.Scan(&id, &errs))
+		cause := "other"
+		switch {
+		case strings.Contains(errs, "rescued"):
+			cause = "rescued"
+		case strings.Contains(errs, "recording attempt"):
+			cause = "ledger"
+		default:
+			t.Logf("duplicate of event %s (%d receipts), job errors: %q", id, copies[id], errs)
+		}
+		causes[cause] += copies[id] - 1
+	}
+	require.NoError(t, rows.Err())
+	return causes
+}
+
+func (f deliveryFigures) causes() string {
+	return fmt.Sprintf("rescued:%d,ledger:%d,other:%d", f.DuplicateCauses["rescued"], f.DuplicateCauses["ledger"], f.DuplicateCauses["other"])
 }
 
 // requireAllDelivered waits (at most within) until every committed event has
@@ -475,6 +526,7 @@ func requireAllDelivered(t *testing.T, pool *pgxpool.Pool, s *sink, within time.
 		f.MaxCopies = max(f.MaxCopies, got[id])
 	}
 	f.Duplicates = total - len(events)
+	f.DuplicateCauses = duplicateCauses(t, pool, got)
 	// Receipts of events that are not in the database would be phantoms.
 	known := make(map[string]bool, len(events))
 	for _, id := range events {

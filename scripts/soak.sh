@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make soak`: the long versions of the reliability tests (docs/RELIABILITY.md)
 # against a throwaway Postgres (fsync off): 25 SIGKILLs under load with no
-# shortcut for River's rescue, five SIGTERMs under load, five Postgres
-# restarts, two replicas with a leader failover. Figures go to
+# shortcut for the rescue of stranded jobs, five SIGTERMs under load, five
+# Postgres restarts, two replicas with a leader failover, Postgres frozen for
+# 45 s, and the SIGKILL of one replica of two. Figures go to
 # .data/soak-figures.txt (one line per test run, appended) and to stdout;
 # the whole go test -v output to .data/soak.log.
 # Extra arguments go to `go test`, e.g. scripts/soak.sh -run TestCrash
@@ -24,7 +25,7 @@ mkdir -p .data
 BOOHPAY_FIGURES=$(pwd)/.data/soak-figures.txt
 export DATABASE_URL TEST_DATABASE_URL BOOHPAY_SOAK BOOHPAY_FIGURES
 
-run='^(TestCrashSIGKILLUnderLoad|TestSIGTERMUnderLoad|TestPostgresRestartUnderLoad|TestTwoReplicasOneDatabase)$'
+run='^(TestCrashSIGKILLUnderLoad|TestSIGTERMUnderLoad|TestPostgresRestartUnderLoad|TestTwoReplicasOneDatabase|TestPostgresFrozenUnderLoad|TestReplicaSIGKILLUnderLoad)$'
 start=$SECONDS
 lines_before=$( { wc -l <"$BOOHPAY_FIGURES"; } 2>/dev/null || echo 0)
 set +e

@@ -19,10 +19,11 @@ import (
 // SUCCEEDED for each, and the duplicates (an attempt whose 200 arrived but
 // whose ledger write died with the process) are counted and reported.
 //
-// A delivery killed mid-attempt stays `running` in River until River's
-// rescuer gives it up, which it does once the job has been running for
-// RescueStuckJobsAfter (1 min) and by the leader only (a killed leader's
-// lease lasts 15 s). The short version lets that time pass by moving the
+// A delivery killed mid-attempt stays `running` in River until the webhook
+// rescue (jobs/rescue.go) gives it up, which it does once the job has been
+// running for longer than a delivery job's timeout plus 5 s, and by the
+// leader only (a killed leader's lease lasts 15 s). The short version lets
+// that time pass by moving the
 // orphans' attempted_at back and clearing the dead leader's lease while no
 // process runs; the soak version waits for real.
 func TestCrashSIGKILLUnderLoad(t *testing.T) {

@@ -56,10 +56,11 @@ func (k *NewAPIKey) MarshalJSON() ([]byte, error) {
 }
 
 const (
-	apiKeyPrefix = "bp_"
+	// APIKeyPrefix starts every API key.
+	APIKeyPrefix = "bp_"
 	// apiKeyShownLen is how much of a key its prefix keeps: "bp_" and six
 	// characters, enough to tell a merchant's keys apart, far too few to guess.
-	apiKeyShownLen = len(apiKeyPrefix) + 6
+	apiKeyShownLen = len(APIKeyPrefix) + 6
 	// MaxAPIKeys bounds a merchant's active keys.
 	MaxAPIKeys = 20
 )
@@ -78,7 +79,7 @@ func scanAPIKey(row pgx.Row) (*APIKey, error) {
 func apiKeyCreateTx(ctx context.Context, tx pgx.Tx, merchantID uuid.UUID, name *string) (*NewAPIKey, error) {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
-	key := apiKeyPrefix + base64.RawURLEncoding.EncodeToString(b)
+	key := APIKeyPrefix + base64.RawURLEncoding.EncodeToString(b)
 	hash := sha256.Sum256([]byte(key))
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -220,6 +221,14 @@ func (s *Store) APIKeyRotate(ctx context.Context, merchantID, id uuid.UUID, name
 		return nil, nil, err
 	}
 	return created, revoked, nil
+}
+
+// APIKeyGetByKey returns the active key whose clear text is key (a leaked
+// key, say), or ErrNotFound.
+func (s *Store) APIKeyGetByKey(ctx context.Context, key string) (*APIKey, error) {
+	hash := sha256.Sum256([]byte(key))
+	return scanAPIKey(s.Pool.QueryRow(ctx, `SELECT `+apiKeyColumns+` FROM api_keys
+		WHERE key_hash = $1 AND revoked_at IS NULL`, hash[:]))
 }
 
 // MerchantGetByAPIKey returns the merchant owning a live key, or ErrNotFound

@@ -94,6 +94,8 @@ func TestBinaryExitCodes(t *testing.T) {
 		{nil, []string{"merchant", "create", "--name"}, 2, "boohpay: flag needs an argument: --name"},
 		{nil, []string{"merchant", "api-key", "create", "--merchant", "acme"}, 2, "--merchant must be a merchant id"},
 		{nil, []string{"webhooks", "listen"}, 2, "boohpay: webhooks listen: --secret is required"},
+		{nil, []string{"merchant", "api-key", "rotate"}, 2, "--key (the leaked key) or --merchant is required"},
+		{nil, []string{"merchant", "api-key", "rotate", "--key", "0190a0a0-0000-7000-8000-000000000000"}, 2, "is a key id: give --merchant too"},
 		{nil, []string{"migrate", "up"}, 1, "boohpay: DATABASE_URL is not set"},
 		{[]string{"ROLE=boss"}, []string{"serve"}, 1, `boohpay: invalid ROLE="boss": want one of all, api, worker`},
 		{[]string{"LOG_LEVEL=loud"}, []string{"migrate", "up"}, 1, `boohpay: invalid LOG_LEVEL="loud": want debug, info, warn or error`},
@@ -183,6 +185,20 @@ func TestMerchantAPIKeyCommands(t *testing.T) {
 	require.Equal(t, issued.ID, rotated.Revoked[0].ID)
 	require.Equal(t, http.StatusUnauthorized, status(issued.Key))
 	require.Equal(t, http.StatusOK, status(rotated.APIKey.Key))
+
+	// The leaked key itself is all a newcomer needs: its merchant is found from it.
+	leaked := rotated.APIKey.Key
+	out, err = runCmd(t, vars, "merchant", "api-key", "rotate", "--key", leaked)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal([]byte(out), &rotated))
+	require.Len(t, rotated.Revoked, 1)
+	require.Equal(t, http.StatusUnauthorized, status(leaked))
+	require.Equal(t, http.StatusOK, status(rotated.APIKey.Key))
+	_, err = runCmd(t, vars, "merchant", "api-key", "rotate", "--key", leaked)
+	require.ErrorContains(t, err, "no active API key is --key")
+	_, err = runCmd(t, vars, "merchant", "api-key", "rotate", "--key", rotated.APIKey.Key, "--merchant", "0190a0a0-0000-7000-8000-000000000000")
+	require.ErrorContains(t, err, "belongs to another merchant")
+	require.Equal(t, http.StatusOK, status(rotated.APIKey.Key), "refused: nothing revoked")
 
 	// Without --key, every other key goes.
 	_, err = runCmd(t, vars, "merchant", "api-key", "create", "--merchant", m.ID)

@@ -364,22 +364,32 @@ func newAPIKeyCmd(cfg **config) *cobra.Command {
 	create.Flags().StringVar(&name, "name", "", "a name to tell the key apart from the merchant's others")
 
 	rotate := &cobra.Command{
-		Use:   "rotate --merchant ID [--key KEY_ID] [--name NAME]",
+		Use:   "rotate --key LEAKED_KEY | --merchant ID [--key KEY_ID] [--name NAME]",
 		Short: "Replace a leaked key in one step: a new key, and the old one (or every other) revoked at once",
-		Long: `Replace a leaked key in one transaction: create a new API key for the merchant and revoke
---key (the leaked key's id, from GET /v1/api-keys), or, without --key, every other active key of the
-merchant. Revocation is effective on the next request. Prints one JSON object:
+		Long: `Replace a leaked key in one transaction: create a new API key and revoke the old one,
+effective on the next request. --key is the leaked key itself (bp_…; its merchant is found from it)
+or its id (from GET /v1/api-keys, with --merchant). With --merchant and no --key, every other active
+key of the merchant is revoked. Prints one JSON object:
 {"api_key": the new key with "key" (shown only here), "revoked": [the keys revoked]}.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(c *cobra.Command, args []string) error {
-			id, err := merchantID(c)
-			if err != nil {
-				return err
+			if merchant == "" && key == "" {
+				return usageErrorf(c, "%s: --key (the leaked key) or --merchant is required", c.CommandPath())
 			}
-			var keyID uuid.UUID
-			if key != "" {
+			var id, keyID uuid.UUID
+			var err error
+			if merchant != "" {
+				if id, err = merchantID(c); err != nil {
+					return err
+				}
+			}
+			clear := strings.HasPrefix(key, db.APIKeyPrefix)
+			if key != "" && !clear {
+				if merchant == "" {
+					return usageErrorf(c, "%s: --key %q is a key id: give --merchant too, or pass the key itself (bp_…)", c.CommandPath(), key)
+				}
 				if keyID, err = uuid.Parse(key); err != nil {
-					return usageErrorf(c, "%s: --key must be an API key id (a UUID, from GET /v1/api-keys), got %q", c.CommandPath(), key)
+					return usageErrorf(c, "%s: --key must be the key itself (bp_…) or its id (a UUID), got %q", c.CommandPath(), key)
 				}
 			}
 			store, closeStore, err := openStore(c.Context(), *cfg)
@@ -387,6 +397,19 @@ merchant. Revocation is effective on the next request. Prints one JSON object:
 				return err
 			}
 			defer closeStore()
+			if clear {
+				leaked, err := store.APIKeyGetByKey(c.Context(), key)
+				if errors.Is(err, db.ErrNotFound) {
+					return errors.New("merchant api-key rotate: no active API key is --key (already revoked?)")
+				}
+				if err != nil {
+					return err
+				}
+				if merchant != "" && leaked.MerchantID != id {
+					return fmt.Errorf("merchant api-key rotate: --key belongs to another merchant than %s", id)
+				}
+				id, keyID = leaked.MerchantID, leaked.ID
+			}
 			k, revoked, err := store.APIKeyRotate(c.Context(), id, keyID, namePtr())
 			if err != nil {
 				return apiKeyError(err, id)
@@ -400,8 +423,8 @@ merchant. Revocation is effective on the next request. Prints one JSON object:
 			}{k, revoked})
 		},
 	}
-	rotate.Flags().StringVar(&merchant, "merchant", "", "the merchant's id (required)")
-	rotate.Flags().StringVar(&key, "key", "", "the id of the key to revoke (default: every other active key)")
+	rotate.Flags().StringVar(&merchant, "merchant", "", "the merchant's id (not needed when --key is the key itself)")
+	rotate.Flags().StringVar(&key, "key", "", "the leaked key itself (bp_…), or its id with --merchant")
 	rotate.Flags().StringVar(&name, "name", "", "a name for the new key")
 
 	group.AddCommand(create, rotate)

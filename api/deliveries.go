@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/boohpay/boohpay/db"
@@ -13,6 +14,15 @@ func handleDeliveryList(store *db.Store) echo.HandlerFunc {
 		params, err := listParams(c, "status", db.DeliveryStatuses...)
 		if err != nil {
 			return err
+		}
+		for _, column := range []string{"endpoint_id", "event_id"} {
+			if v := c.QueryParam(column); v != "" {
+				id, err := uuid.Parse(v)
+				if err != nil {
+					return invalid(column, column+" must be an object id")
+				}
+				params.Where = append(params.Where, db.ListCond{Column: column, Value: id})
+			}
 		}
 		items, hasMore, err := store.DeliveryList(c.Request().Context(), merchantOf(c).ID, params)
 		if err != nil {

@@ -65,6 +65,7 @@ type hostileBundle struct {
 	// Our objects and the other merchant's.
 	payment, payout, event, delivery                     string
 	otherPayment, otherPayout, otherEvent, otherDelivery string
+	endpoint, otherEndpoint                              string // the default webhook endpoints
 }
 
 func setupHostile(t *testing.T) *hostileBundle {
@@ -98,6 +99,14 @@ func setupHostile(t *testing.T) *hostileBundle {
 	b.key, b.otherKey, b.revokedKey = ours.APIKey, theirs.APIKey, revoked.APIKey
 	b.payment, b.payout, b.event, b.delivery = b.objects(b.key)
 	b.otherPayment, b.otherPayout, b.otherEvent, b.otherDelivery = b.objects(b.otherKey)
+	for _, ep := range []struct {
+		id *string
+		m  uuid.UUID
+	}{{&b.endpoint, ours.Merchant.ID}, {&b.otherEndpoint, theirs.Merchant.ID}} {
+		e, err := store.EndpointGetDefault(ctx, ep.m)
+		require.NoError(t, err)
+		*ep.id = e.ID.String()
+	}
 	return b
 }
 
@@ -189,6 +198,8 @@ var writes = []string{
 	"payouts=(SELECT count(*) FROM payouts)",
 	"payouts_updated=(SELECT max(updated_at) FROM payouts)",
 	"events=(SELECT count(*) FROM events)",
+	"endpoints=(SELECT count(*) FROM webhook_endpoints)",
+	"endpoints_updated=(SELECT max(updated_at) FROM webhook_endpoints)",
 	"deliveries=(SELECT count(*) FROM webhook_deliveries)",
 	"deliveries_updated=(SELECT max(updated_at) FROM webhook_deliveries)",
 	"attempts=(SELECT count(*) FROM webhook_delivery_attempts)",

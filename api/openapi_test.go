@@ -366,6 +366,21 @@ func TestOpenAPIConformance(t *testing.T) {
 		last_attempt_at = now(), http_status_code = 500, error_message = 'HTTP 500' WHERE id = $1`, deliveryID)
 	require.NoError(t, err)
 	c.ok(200, "POST", "/v1/webhook-deliveries/"+deliveryID+"/retry", nil)
+	c.ok(200, "POST", "/v1/webhook-endpoint/rotate-secret", map[string]any{"previous_secret_expires_in": 0})
+
+	// Webhook endpoints.
+	endpoints := c.ok(200, "GET", "/v1/webhook-endpoints", nil).json(t)["data"].([]any)
+	require.NotEmpty(t, endpoints)
+	endpointID := c.id(c.ok(201, "POST", "/v1/webhook-endpoints", map[string]any{"url": "https://merchant.example.com/payouts",
+		"description": "payouts", "enabled_events": []string{"payout.succeeded", "payout.failed"}}))
+	c.ok(200, "GET", "/v1/webhook-endpoints/"+endpointID, nil)
+	c.ok(200, "PATCH", "/v1/webhook-endpoints/"+endpointID, map[string]any{"description": nil, "disabled": true})
+	c.ok(200, "PATCH", "/v1/webhook-endpoints/"+endpointID, map[string]any{"disabled": false, "enabled_events": []string{"*"}})
+	c.ok(200, "POST", "/v1/webhook-endpoints/"+endpointID+"/rotate-secret", map[string]any{"previous_secret_expires_in": 3600})
+	c.ok(201, "POST", "/v1/webhook-endpoints/"+endpointID+"/test", nil)
+	c.ok(200, "POST", "/v1/webhook-endpoints/"+endpointID+"/recover", map[string]any{"since": time.Now().Add(-time.Hour).Format(time.RFC3339)})
+	c.ok(200, "GET", "/v1/webhook-deliveries?endpoint_id="+endpointID+"&event_id="+uuid.NewString(), nil)
+	c.ok(200, "DELETE", "/v1/webhook-endpoints/"+endpointID, nil)
 
 	// API keys.
 	newKey := c.ok(201, "POST", "/v1/api-keys", map[string]any{"name": "ci"}).json(t)

@@ -38,7 +38,15 @@ func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store, m *m
 	v1.GET("/events/:id", handleEventGet(store))
 
 	// Webhook endpoint and deliveries.
-	v1.GET("/webhook-endpoint", handleWebhookEndpointGet())
+	v1.GET("/webhook-endpoints", handleEndpointList(store))
+	v1.POST("/webhook-endpoints", handleEndpointCreate(store, cfg.AllowPrivateNetworks))
+	v1.GET("/webhook-endpoints/:id", handleEndpointGet(store))
+	v1.PATCH("/webhook-endpoints/:id", handleEndpointPatch(store, cfg.AllowPrivateNetworks))
+	v1.DELETE("/webhook-endpoints/:id", handleEndpointDelete(store))
+	v1.POST("/webhook-endpoints/:id/rotate-secret", handleEndpointRotateSecret(store))
+	v1.POST("/webhook-endpoints/:id/test", handleEndpointTest(store))
+	v1.POST("/webhook-endpoints/:id/recover", handleEndpointRecover(store))
+	v1.GET("/webhook-endpoint", handleWebhookEndpointGet(store))
 	v1.PUT("/webhook-endpoint", handleWebhookEndpointPut(store, cfg.AllowPrivateNetworks))
 	v1.POST("/webhook-endpoint/rotate-secret", handleWebhookEndpointRotateSecret(store))
 	v1.POST("/webhook-endpoint/test", handleWebhookEndpointTest(store))

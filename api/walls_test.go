@@ -37,15 +37,21 @@ import (
 // idRouteBodies is the body each merchant route with an :id is sent with;
 // a route missing here fails TestWallsOtherMerchantsIDsAnswer404.
 var idRouteBodies = map[string]string{
-	"GET /v1/payments/:id":                  "",
-	"POST /v1/payments/:id/cancel":          "",
-	"POST /v1/payments/:id/simulate":        `{"status":"AUTHORIZED"}`,
-	"GET /v1/payouts/:id":                   "",
-	"POST /v1/payouts/:id/simulate":         `{"status":"PROCESSING"}`,
-	"GET /v1/events/:id":                    "",
-	"GET /v1/webhook-deliveries/:id":        "",
-	"POST /v1/webhook-deliveries/:id/retry": "",
-	"DELETE /v1/api-keys/:id":               "",
+	"GET /v1/payments/:id":                         "",
+	"POST /v1/payments/:id/cancel":                 "",
+	"POST /v1/payments/:id/simulate":               `{"status":"AUTHORIZED"}`,
+	"GET /v1/payouts/:id":                          "",
+	"POST /v1/payouts/:id/simulate":                `{"status":"PROCESSING"}`,
+	"GET /v1/events/:id":                           "",
+	"GET /v1/webhook-deliveries/:id":               "",
+	"POST /v1/webhook-deliveries/:id/retry":        "",
+	"GET /v1/webhook-endpoints/:id":                "",
+	"PATCH /v1/webhook-endpoints/:id":              `{"description":"x"}`,
+	"DELETE /v1/webhook-endpoints/:id":             "",
+	"POST /v1/webhook-endpoints/:id/rotate-secret": "",
+	"POST /v1/webhook-endpoints/:id/test":          "",
+	"POST /v1/webhook-endpoints/:id/recover":       `{"since":"2026-01-01T00:00:00Z"}`,
+	"DELETE /v1/api-keys/:id":                      "",
 }
 
 // routeOf names a route as "METHOD /path/:param".
@@ -59,8 +65,9 @@ func routeOf(r *echo.Route) string { return r.Method + " " + r.Path }
 func TestWallsOtherMerchantsIDsAnswer404(t *testing.T) {
 	t.Parallel()
 	b := setupHostile(t)
-	ours := map[string]string{"payments": b.payment, "payouts": b.payout, "events": b.event, "webhook-deliveries": b.delivery}
-	theirs := []string{b.otherPayment, b.otherPayout, b.otherEvent, b.otherDelivery}
+	ours := map[string]string{"payments": b.payment, "payouts": b.payout, "events": b.event, "webhook-deliveries": b.delivery,
+		"webhook-endpoints": b.endpoint}
+	theirs := []string{b.otherPayment, b.otherPayout, b.otherEvent, b.otherDelivery, b.otherEndpoint}
 	seen := 0
 	before := b.snapshot()
 	for _, r := range b.e.Routes() {
@@ -139,7 +146,7 @@ func TestWallsListsShowOnlyOwnObjects(t *testing.T) {
 			}
 		}
 	}
-	require.Equal(t, 5, seen, "payments, payouts, events, webhook-deliveries, api-keys")
+	require.Equal(t, 6, seen, "payments, payouts, events, webhook-deliveries, api-keys, webhook-endpoints")
 }
 
 // TestWallsIdempotencyKeysArePerMerchant: the same Idempotency-Key used by

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
@@ -12,30 +13,30 @@ import (
 	"github.com/boohpay/boohpay/jobs"
 )
 
-// webhookEndpointBody is the merchant's webhook endpoint as the API shows
-// it. Secret is there only in the answer that generated it: the first PUT
-// and each rotation.
-type webhookEndpointBody struct {
-	Object string  `json:"object"`
-	URL    *string `json:"url"`
-	Secret string  `json:"secret,omitempty"`
-	// PreviousSecretExpiresAt is when a rotated-out secret stops signing;
-	// null outside a rotation's grace period.
-	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
-	UpdatedAt               time.Time  `json:"updated_at"`
+// The old service's single-endpoint routes, kept for existing integrations:
+// each works on the merchant's default endpoint (the one
+// merchants.webhook_url / webhook_secret hold) through the same store
+// functions as /v1/webhook-endpoints/{id}.
+
+// noDefaultEndpointBody is GET /v1/webhook-endpoint's answer for a
+// merchant without a default endpoint, as the old service gave it.
+type noDefaultEndpointBody struct {
+	Object                  string    `json:"object"`
+	URL                     *string   `json:"url"`
+	PreviousSecretExpiresAt *string   `json:"previous_secret_expires_at"`
+	UpdatedAt               time.Time `json:"updated_at"`
 }
 
-func newWebhookEndpointBody(m *db.Merchant, secret string) webhookEndpointBody {
-	b := webhookEndpointBody{Object: "webhook_endpoint", URL: m.WebhookURL, Secret: secret, UpdatedAt: m.UpdatedAt}
-	if exp := m.PreviousWebhookSecretExpiresAt; m.PreviousWebhookSecret != nil && exp != nil && exp.After(time.Now()) {
-		b.PreviousSecretExpiresAt = exp
-	}
-	return b
-}
-
-func handleWebhookEndpointGet() echo.HandlerFunc {
+func handleWebhookEndpointGet(store *db.Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		return c.JSON(http.StatusOK, newWebhookEndpointBody(merchantOf(c), ""))
+		e, err := store.EndpointGetDefault(c.Request().Context(), merchantOf(c).ID)
+		if err == db.ErrNotFound {
+			return c.JSON(http.StatusOK, noDefaultEndpointBody{Object: "webhook_endpoint", UpdatedAt: merchantOf(c).UpdatedAt})
+		}
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, e)
 	}
 }
 
@@ -43,57 +44,83 @@ type webhookEndpointRequest struct {
 	URL *string `json:"url"`
 }
 
-// handleWebhookEndpointPut sets the endpoint URL. It must be http(s) and,
-// unless WEBHOOK_ALLOW_PRIVATE_NETWORKS, not resolve to a private address
-// (checked again when each delivery dials). The first set generates the
-// signing secret and shows it, once.
+// handleWebhookEndpointPut sets the default endpoint's URL, creating the
+// endpoint if needed. The first set generates the signing secret and shows
+// it, once.
 func handleWebhookEndpointPut(store *db.Store, allowPrivateNetworks bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var req webhookEndpointRequest
 		if _, err := decodeJSON(c, &req); err != nil {
 			return err
 		}
-		if req.URL == nil || strings.TrimSpace(*req.URL) == "" {
-			return invalidField("url", "url is required")
+		if err := checkEndpointURL(c, req.URL, allowPrivateNetworks); err != nil {
+			return err
 		}
-		ctx := c.Request().Context()
-		if err := jobs.ValidateURL(ctx, *req.URL, allowPrivateNetworks); err != nil {
-			return invalidField("url", "url: "+err.Error())
-		}
-		m, secret, err := store.MerchantSetWebhookURL(ctx, merchantOf(c).ID, *req.URL)
+		e, err := store.EndpointSetDefaultURL(c.Request().Context(), merchantOf(c).ID, *req.URL)
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, newWebhookEndpointBody(m, secret))
+		return c.JSON(http.StatusOK, e)
 	}
 }
 
-// handleWebhookEndpointRotateSecret generates a new signing secret and
-// shows it, once; the previous one keeps signing for 24 h, so deliveries
-// carry both signatures while the merchant switches.
+// checkEndpointURL requires an http(s) URL that, unless
+// WEBHOOK_ALLOW_PRIVATE_NETWORKS, does not resolve to a private address
+// (checked again when each delivery dials).
+func checkEndpointURL(c echo.Context, url *string, allowPrivateNetworks bool) error {
+	if url == nil || strings.TrimSpace(*url) == "" {
+		return invalidField("url", "url is required")
+	}
+	if err := checkText("url", url, 2048); err != nil {
+		return err
+	}
+	if err := jobs.ValidateURL(c.Request().Context(), *url, allowPrivateNetworks); err != nil {
+		return invalidField("url", "url: "+err.Error())
+	}
+	return nil
+}
+
+// defaultEndpoint returns the merchant's default endpoint, or an
+// EConflict error when it has none.
+func defaultEndpoint(c echo.Context, store *db.Store) (*db.Endpoint, error) {
+	e, err := store.EndpointGetDefault(c.Request().Context(), merchantOf(c).ID)
+	if err == db.ErrNotFound {
+		return nil, &db.Error{Code: db.EConflict, Message: "no webhook endpoint is set: PUT /v1/webhook-endpoint first"}
+	}
+	return e, err
+}
+
 func handleWebhookEndpointRotateSecret(store *db.Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		m, secret, err := store.MerchantRotateWebhookSecret(c.Request().Context(), merchantOf(c).ID)
+		e, err := defaultEndpoint(c, store)
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, newWebhookEndpointBody(m, secret))
+		return rotateSecret(c, store, e.ID)
 	}
 }
 
-// handleWebhookEndpointTest sends a webhook.test event and answers 201 with
-// its delivery, to follow at GET /v1/webhook-deliveries/{id}. It takes no
-// body, and accepts Idempotency-Key like every POST create.
 func handleWebhookEndpointTest(store *db.Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		var req struct{}
-		body, err := decodeJSON(c, &req)
+		e, err := defaultEndpoint(c, store)
 		if err != nil {
 			return err
 		}
-		merchantID := merchantOf(c).ID
-		return createIdempotent(c, store, body, func(tx pgx.Tx) (any, error) {
-			return store.DeliverySendTestTx(c.Request().Context(), tx, merchantID)
-		})
+		return sendTest(c, store, e.ID)
 	}
+}
+
+// sendTest sends a webhook.test event to one endpoint and answers 201 with
+// its delivery, to follow at GET /v1/webhook-deliveries/{id}. It takes no
+// body, and accepts Idempotency-Key like every POST create.
+func sendTest(c echo.Context, store *db.Store, endpointID uuid.UUID) error {
+	var req struct{}
+	body, err := decodeJSON(c, &req)
+	if err != nil {
+		return err
+	}
+	merchantID := merchantOf(c).ID
+	return createIdempotent(c, store, body, func(tx pgx.Tx) (any, error) {
+		return store.EndpointSendTestTx(c.Request().Context(), tx, merchantID, endpointID)
+	})
 }

@@ -38,8 +38,14 @@ type Delivery struct {
 	ErrorMessage   *string
 	DeliveredAt    *time.Time
 	JobID          *int64 // the River job of the current delivery cycle
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	EndpointID     *uuid.UUID
+	// CycleAttempts counts the current fast cycle's recorded attempts;
+	// past 1 + WEBHOOK_MAX_RETRIES, attempts are the recovery tail's, and
+	// RecoveryAttempts counts those.
+	CycleAttempts    int
+	RecoveryAttempts int
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 
 	// AttemptLog is filled by DeliveryGet and DeliveryList only.
 	AttemptLog []*DeliveryAttempt
@@ -65,6 +71,7 @@ func (d *Delivery) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		ID             uuid.UUID          `json:"id"`
 		Object         string             `json:"object"`
+		EndpointID     *uuid.UUID         `json:"endpoint_id"`
 		EventID        uuid.UUID          `json:"event_id"`
 		EventType      string             `json:"event_type"`
 		Status         string             `json:"status"`
@@ -78,19 +85,20 @@ func (d *Delivery) MarshalJSON() ([]byte, error) {
 		Attempts       []*DeliveryAttempt `json:"attempts"`
 		CreatedAt      time.Time          `json:"created_at"`
 		UpdatedAt      time.Time          `json:"updated_at"`
-	}{d.ID, "webhook_delivery", d.EventID, d.EventType, d.Status, d.Attempts, d.LastAttemptAt, d.NextRetryAt,
+	}{d.ID, "webhook_delivery", d.EndpointID, d.EventID, d.EventType, d.Status, d.Attempts, d.LastAttemptAt, d.NextRetryAt,
 		d.HTTPStatusCode, d.ErrorMessage, d.DeliveredAt, d.Payload, log, d.CreatedAt, d.UpdatedAt})
 }
 
 const deliveryColumns = `id, merchant_id, event_id, event_type, payload, status, attempts, last_attempt_at,
-	next_retry_at, http_status_code, error_message, delivered_at, job_id, created_at, updated_at`
+	next_retry_at, http_status_code, error_message, delivered_at, job_id, endpoint_id, cycle_attempts,
+	recovery_attempts, created_at, updated_at`
 
 func scanDelivery(row pgx.Row, extra ...any) (*Delivery, error) {
 	var d Delivery
 	var payload []byte
 	dest := append([]any{&d.ID, &d.MerchantID, &d.EventID, &d.EventType, &payload, &d.Status, &d.Attempts,
 		&d.LastAttemptAt, &d.NextRetryAt, &d.HTTPStatusCode, &d.ErrorMessage, &d.DeliveredAt, &d.JobID,
-		&d.CreatedAt, &d.UpdatedAt}, extra...)
+		&d.EndpointID, &d.CycleAttempts, &d.RecoveryAttempts, &d.CreatedAt, &d.UpdatedAt}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, notFound(err)
 	}
@@ -112,7 +120,7 @@ func (s *Store) DeliveryGet(ctx context.Context, merchantID, id uuid.UUID) (*Del
 }
 
 // DeliveryList returns a page of a merchant's deliveries with their
-// attempts, newest first (Filter: status).
+// attempts, newest first (Filter: status; Where: endpoint_id, event_id).
 func (s *Store) DeliveryList(ctx context.Context, merchantID uuid.UUID, params ListParams) ([]*Delivery, bool, error) {
 	items, hasMore, err := list(ctx, s, "webhook_deliveries", deliveryColumns, merchantID, params, "status",
 		func(row pgx.CollectableRow) (*Delivery, error) { return scanDelivery(row) })
@@ -196,64 +204,47 @@ func (s *Store) DeliveryRetry(ctx context.Context, merchantID, id uuid.UUID) (*D
 	return d, nil
 }
 
-// DeliverySendTestTx emits a webhook.test event for the merchant, with its
-// delivery and job, in tx, and returns the delivery.
-//
-// Returns ErrNotFound, or an EConflict error when the merchant has no
-// webhook URL.
-func (s *Store) DeliverySendTestTx(ctx context.Context, tx pgx.Tx, merchantID uuid.UUID) (*Delivery, error) {
-	var webhookURL *string
-	if err := tx.QueryRow(ctx, `SELECT webhook_url FROM merchants WHERE id = $1`, merchantID).Scan(&webhookURL); err != nil {
-		return nil, notFound(err)
-	}
-	if webhookURL == nil || *webhookURL == "" {
-		return nil, &Error{Code: EConflict, Message: "no webhook endpoint is set: PUT /v1/webhook-endpoint first"}
-	}
-	e, err := s.eventEmitTx(ctx, tx, merchantID, webhookURL, "webhook.test", uuid.Nil, map[string]any{
-		"object":  "webhook_test",
-		"message": "This is a test webhook from BoohPay.",
-	})
-	if err != nil {
-		return nil, err
-	}
-	d, err := scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE event_id = $1`, e.ID))
-	if err != nil {
-		return nil, fmt.Errorf("reading test delivery: %w", err)
-	}
-	d.AttemptLog = []*DeliveryAttempt{}
-	return d, nil
-}
-
 // DeliveryTarget is what the worker needs for one attempt: the delivery and
-// its merchant's endpoint as it is now (not as it was at event time).
+// its endpoint as it is now (not as it was at event time).
 type DeliveryTarget struct {
 	Delivery *Delivery
-	URL      *string
-	// Secrets sign the attempt: the current secret first, then the
-	// previous one while its rotation grace period lasts. Empty when the
-	// merchant has no secret.
-	Secrets []string
+	URL      string
+	// EndpointState is the endpoint's status (enabled, disabled), or
+	// "deleted" when it was deleted or the merchant has none.
+	EndpointState string
+	// Secret signs the attempt; Previous too while its rotation grace
+	// period lasts. Both empty for an unsigned endpoint (set by SQL
+	// without a secret).
+	Secret, Previous string
 }
 
-// DeliveryGetTarget returns a delivery with its merchant's current URL and
-// signing secrets, or ErrNotFound.
+// EndpointDeleted is DeliveryTarget.EndpointState for a gone endpoint.
+const EndpointDeleted = "deleted"
+
+// DeliveryGetTarget returns a delivery with its endpoint's current URL,
+// state and signing secrets, or ErrNotFound.
 func (s *Store) DeliveryGetTarget(ctx context.Context, id uuid.UUID) (*DeliveryTarget, error) {
 	var t DeliveryTarget
-	var secret, previous *string
+	var url, state, secret, previous *string
 	d, err := scanDelivery(s.Pool.QueryRow(ctx, `SELECT d.id, d.merchant_id, d.event_id, d.event_type, d.payload,
 			d.status, d.attempts, d.last_attempt_at, d.next_retry_at, d.http_status_code, d.error_message,
-			d.delivered_at, d.job_id, d.created_at, d.updated_at,
-			m.webhook_url, m.webhook_secret,
-			CASE WHEN m.previous_webhook_secret_expires_at > now() THEN m.previous_webhook_secret END
-		FROM webhook_deliveries d JOIN merchants m ON m.id = d.merchant_id
-		WHERE d.id = $1`, id), &t.URL, &secret, &previous)
+			d.delivered_at, d.job_id, d.endpoint_id, d.cycle_attempts, d.recovery_attempts, d.created_at, d.updated_at,
+			e.url, CASE WHEN e.deleted_at IS NULL THEN e.status END, e.secret,
+			CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END
+		FROM webhook_deliveries d
+		LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id
+		WHERE d.id = $1`, id), &url, &state, &secret, &previous)
 	if err != nil {
 		return nil, err
 	}
 	t.Delivery = d
-	for _, s := range []*string{secret, previous} {
-		if s != nil && *s != "" {
-			t.Secrets = append(t.Secrets, *s)
+	t.EndpointState = EndpointDeleted
+	if state != nil {
+		t.EndpointState = *state
+	}
+	for dst, src := range map[*string]*string{&t.URL: url, &t.Secret: secret, &t.Previous: previous} {
+		if src != nil {
+			*dst = *src
 		}
 	}
 	return &t, nil
@@ -262,59 +253,128 @@ func (s *Store) DeliveryGetTarget(ctx context.Context, id uuid.UUID) (*DeliveryT
 // DeliveryMarkProcessing claims a delivery for an attempt by job jobID:
 // PROCESSING, last_attempt_at now. It reports false, changing nothing, when
 // the row is no longer this job's to send (a newer cycle owns it, or it is
-// SUCCEEDED or FAILED).
+// SUCCEEDED, or FAILED with no recovery attempt scheduled).
 func (s *Store) DeliveryMarkProcessing(ctx context.Context, id uuid.UUID, jobID int64) (bool, error) {
 	tag, err := s.Pool.Exec(ctx, `UPDATE webhook_deliveries
 		SET status = 'PROCESSING', last_attempt_at = now(), updated_at = now()
-		WHERE id = $1 AND job_id = $2 AND status IN ('PENDING', 'PROCESSING')`, id, jobID)
+		WHERE id = $1 AND job_id = $2
+			AND (status IN ('PENDING', 'PROCESSING') OR (status = 'FAILED' AND next_retry_at IS NOT NULL))`, id, jobID)
 	if err != nil {
 		return false, fmt.Errorf("marking delivery %s processing: %w", id, err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
 
+// DeliveryEndUnsent ends a delivery of job jobID FAILED without an attempt,
+// because its endpoint was disabled or deleted. It reports false when the
+// row is no longer this job's.
+func (s *Store) DeliveryEndUnsent(ctx context.Context, id uuid.UUID, jobID int64, endpointState string) (bool, error) {
+	msg := errEndpointDisabled
+	if endpointState == EndpointDeleted {
+		msg = errEndpointDeleted
+	}
+	tag, err := s.Pool.Exec(ctx, `UPDATE webhook_deliveries
+		SET status = 'FAILED', next_retry_at = NULL, error_message = $3, updated_at = now()
+		WHERE id = $1 AND job_id = $2 AND status <> 'SUCCEEDED'`, id, jobID, msg)
+	if err != nil {
+		return false, fmt.Errorf("ending delivery %s: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // AttemptRecord is the outcome of one attempt and the status it leads to.
 type AttemptRecord struct {
-	DeliveryID   uuid.UUID
-	JobID        int64
-	Status       string     // SUCCEEDED, PENDING (a retry is due at NextRetryAt) or FAILED
-	NextRetryAt  *time.Time // when Status is PENDING
-	StatusCode   *int       // nil when no response came
+	DeliveryID uuid.UUID
+	JobID      int64
+	Status     string // SUCCEEDED, PENDING (a retry is due at NextRetryAt) or FAILED
+	// NextRetryAt is when the next attempt is due: a fast retry (PENDING),
+	// or a recovery attempt (FAILED); nil when none is left.
+	NextRetryAt *time.Time
+	// PriorAttempts is the ledger's attempts before this one: the write
+	// applies only on top of it, so an attempt is never counted twice.
+	PriorAttempts int
+	// Recovery marks an attempt of the recovery tail, not of the fast cycle.
+	Recovery bool
+	// DisableAfter disables the endpoint when this attempt failed and every
+	// attempt has failed for this long (WEBHOOK_DISABLE_AFTER); 0 never does.
+	DisableAfter time.Duration
+	StatusCode   *int // nil when no response came
 	Duration     time.Duration
 	Error        *string // nil on success
 	ResponseBody *string // the first 1 KiB
 }
 
+// AttemptResult is what recording an attempt did.
+type AttemptResult struct {
+	Recorded bool // false: the row was no longer the job's, nothing was written
+	// EndpointDisabled: this failure disabled the endpoint, and its
+	// unfinished deliveries, this one included, ended FAILED.
+	EndpointDisabled bool
+}
+
 // DeliveryRecordAttemptTx writes one attempt's outcome in tx: the ledger
-// row (attempts, status, the last status code and error, delivered_at or
-// next_retry_at) and its webhook_delivery_attempts row. It reports false,
-// writing nothing, when the row is no longer job JobID's.
-func (s *Store) DeliveryRecordAttemptTx(ctx context.Context, tx pgx.Tx, r AttemptRecord) (bool, error) {
+// row (attempt counters, status, the last status code and error,
+// delivered_at or next_retry_at), its webhook_delivery_attempts row, and
+// the endpoint's health: a success ends its failure streak; a failure
+// starts one, or, when the streak has lasted DisableAfter, disables the
+// endpoint and ends its unfinished deliveries FAILED ("endpoint disabled").
+func (s *Store) DeliveryRecordAttemptTx(ctx context.Context, tx pgx.Tx, r AttemptRecord) (AttemptResult, error) {
+	var res AttemptResult
 	var attempt int
+	var endpointID *uuid.UUID
 	err := tx.QueryRow(ctx, `UPDATE webhook_deliveries SET
 			status = $3,
 			attempts = attempts + 1,
+			cycle_attempts = cycle_attempts + CASE WHEN $7 THEN 0 ELSE 1 END,
+			recovery_attempts = recovery_attempts + CASE WHEN $7 THEN 1 ELSE 0 END,
 			next_retry_at = $4,
 			http_status_code = $5,
 			error_message = $6,
 			delivered_at = CASE WHEN $3 = 'SUCCEEDED' THEN now() ELSE delivered_at END,
 			updated_at = now()
-		WHERE id = $1 AND job_id = $2
-		RETURNING attempts`,
-		r.DeliveryID, r.JobID, r.Status, r.NextRetryAt, r.StatusCode, r.Error).Scan(&attempt)
+		WHERE id = $1 AND job_id = $2 AND attempts = $8
+		RETURNING attempts, endpoint_id`,
+		r.DeliveryID, r.JobID, r.Status, r.NextRetryAt, r.StatusCode, r.Error, r.Recovery, r.PriorAttempts).Scan(&attempt, &endpointID)
 	if err != nil {
 		if notFound(err) == ErrNotFound {
-			return false, nil
+			return res, nil
 		}
-		return false, fmt.Errorf("recording attempt of delivery %s: %w", r.DeliveryID, err)
+		return res, fmt.Errorf("recording attempt of delivery %s: %w", r.DeliveryID, err)
 	}
+	res.Recorded = true
 	if _, err := tx.Exec(ctx, `INSERT INTO webhook_delivery_attempts
 			(delivery_id, attempt, status_code, duration_ms, error, response_body)
 		VALUES ($1, $2, $3, $4, $5, $6)`,
 		r.DeliveryID, attempt, r.StatusCode, r.Duration.Milliseconds(), r.Error, r.ResponseBody); err != nil {
-		return false, fmt.Errorf("inserting attempt %d of delivery %s: %w", attempt, r.DeliveryID, err)
+		return res, fmt.Errorf("inserting attempt %d of delivery %s: %w", attempt, r.DeliveryID, err)
 	}
-	return true, nil
+	if endpointID == nil {
+		return res, nil
+	}
+	// Each statement writes only when the endpoint's health changes, so a
+	// busy endpoint's row is not locked by every attempt.
+	if r.Status == DeliverySucceeded {
+		if _, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET failing_since = NULL, updated_at = now()
+			WHERE id = $1 AND failing_since IS NOT NULL`, *endpointID); err != nil {
+			return res, fmt.Errorf("clearing failure streak of endpoint %s: %w", *endpointID, err)
+		}
+		return res, nil
+	}
+	err = tx.QueryRow(ctx, `UPDATE webhook_endpoints SET
+			failing_since = coalesce(failing_since, now()),
+			status = CASE WHEN failing_since IS NULL THEN status ELSE 'disabled' END,
+			disabled_reason = CASE WHEN failing_since IS NULL THEN disabled_reason ELSE 'failing' END,
+			updated_at = now()
+		WHERE id = $1 AND (failing_since IS NULL
+			OR (status = 'enabled' AND $2::bigint > 0 AND failing_since <= now() - $2::bigint * interval '1 microsecond'))
+		RETURNING status = 'disabled' AND failing_since < now()`, *endpointID, r.DisableAfter.Microseconds()).Scan(&res.EndpointDisabled)
+	if err != nil && notFound(err) != ErrNotFound {
+		return res, fmt.Errorf("recording failure streak of endpoint %s: %w", *endpointID, err)
+	}
+	if res.EndpointDisabled {
+		return res, endpointEndDeliveriesTx(ctx, tx, *endpointID, errEndpointDisabled)
+	}
+	return res, nil
 }
 
 // DeliverySweepBatch runs DeliverySweepBatchTx in its own transaction.
@@ -328,15 +388,17 @@ func (s *Store) DeliverySweepBatch(ctx context.Context, limit int) (enqueued int
 
 // DeliverySweepBatchTx gives up to limit deliveries that need a job one, in
 // tx: PENDING rows that are due (operator replays, rows written by SQL,
-// orphans) and PROCESSING rows, whose job is gone (no river_job row, or one
-// that is completed, cancelled or discarded). Each gets a new River job
-// (InsertManyTx, in tx), and PROCESSING rows go back to PENDING, due now.
+// orphans), FAILED rows whose recovery attempt is due, and PROCESSING rows,
+// whose job is gone (no river_job row, or one that is completed, cancelled
+// or discarded). Each gets a new River job (InsertManyTx, in tx);
+// PROCESSING rows go back to PENDING, due now; FAILED rows stay FAILED (the
+// worker makes their one recovery attempt).
 // Rows are locked FOR UPDATE SKIP LOCKED, so concurrent sweepers split the
 // work and never give one row two jobs. It returns how many jobs it
 // inserted, and whether the batch was full (there may be more).
 func (s *Store) DeliverySweepBatchTx(ctx context.Context, tx pgx.Tx, limit int) (enqueued int, full bool, err error) {
 	rows, err := tx.Query(ctx, `SELECT d.id, d.job_id FROM webhook_deliveries d
-		WHERE d.status IN ('PENDING', 'PROCESSING')
+		WHERE (d.status IN ('PENDING', 'PROCESSING') OR (d.status = 'FAILED' AND d.next_retry_at IS NOT NULL))
 			AND (d.status = 'PROCESSING' OR d.next_retry_at IS NULL OR d.next_retry_at <= now())
 			AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = d.job_id
 				AND j.state NOT IN ('completed', 'cancelled', 'discarded'))
@@ -407,7 +469,8 @@ func (s *Store) DeliverySweepBatchTx(ctx context.Context, tx pgx.Tx, limit int) 
 	for i, r := range res {
 		newJobIDs[i] = r.Job.ID
 	}
-	if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries d SET job_id = u.job_id, status = 'PENDING',
+	if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries d SET job_id = u.job_id,
+			status = CASE WHEN d.status = 'FAILED' THEN 'FAILED' ELSE 'PENDING' END,
 			next_retry_at = CASE WHEN d.status = 'PROCESSING' OR d.next_retry_at IS NULL THEN now() ELSE d.next_retry_at END,
 			updated_at = now()
 		FROM unnest($1::uuid[], $2::bigint[]) AS u(id, job_id)

@@ -73,14 +73,30 @@ func (DeliveryArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: DeliveryQueue, MaxAttempts: 100}
 }
 
-// eventEmitTx records an event and, when the merchant has a webhook URL, its
-// delivery row and the River job that will send it, all in tx: either the
-// status change, the event, the delivery and the job commit together, or
-// none does.
-func (s *Store) eventEmitTx(ctx context.Context, tx pgx.Tx, merchantID uuid.UUID, webhookURL *string, typ string, objectID uuid.UUID, data any) (*Event, error) {
+// eventEmitTx records an event and fans it out, all in tx: one delivery
+// (and its River job) per enabled endpoint of the merchant whose
+// enabled_events match typ. Either the status change, the event, its
+// deliveries and their jobs commit together, or none does. With no matching
+// endpoint the event is recorded and nothing is delivered. objectID is
+// uuid.Nil for events about no object; data is the body's "data".
+func (s *Store) eventEmitTx(ctx context.Context, tx pgx.Tx, merchantID uuid.UUID, typ string, objectID uuid.UUID, data any) (*Event, error) {
+	e, endpoints, err := s.eventInsertTx(ctx, tx, merchantID, typ, objectID, data, true)
+	if err != nil || len(endpoints) == 0 {
+		return e, err
+	}
+	if _, err := s.deliveriesCreateTx(ctx, tx, []*Event{e}, endpoints); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// eventInsertTx inserts an event in tx. With fanOut, the same statement
+// returns the endpoints it must be delivered to (see eventEmitTx), so the
+// fan-out costs no extra round trip.
+func (s *Store) eventInsertTx(ctx context.Context, tx pgx.Tx, merchantID uuid.UUID, typ string, objectID uuid.UUID, data any, fanOut bool) (*Event, []uuid.UUID, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	payload, err := json.Marshal(struct {
@@ -90,43 +106,34 @@ func (s *Store) eventEmitTx(ctx context.Context, tx pgx.Tx, merchantID uuid.UUID
 		Data      any       `json:"data"`
 	}{id, typ, now.Format(time.RFC3339Nano), data})
 	if err != nil {
-		return nil, fmt.Errorf("encoding event: %w", err)
+		return nil, nil, fmt.Errorf("encoding event: %w", err)
 	}
 	var obj *uuid.UUID
 	if objectID != uuid.Nil {
 		obj = &objectID
 	}
 	e := &Event{ID: id, MerchantID: merchantID, Type: typ, ObjectID: obj, Payload: payload, CreatedAt: now}
-	if _, err := tx.Exec(ctx, `INSERT INTO events (id, merchant_id, type, object_id, payload, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`, id, merchantID, typ, obj, string(payload), now); err != nil {
-		return nil, fmt.Errorf("inserting event: %w", err)
+	const insert = `INSERT INTO events (id, merchant_id, type, object_id, payload, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`
+	if !fanOut {
+		if _, err := tx.Exec(ctx, insert, id, merchantID, typ, obj, string(payload), now); err != nil {
+			return nil, nil, fmt.Errorf("inserting event: %w", err)
+		}
+		return e, nil, nil
 	}
-	if webhookURL == nil || *webhookURL == "" {
-		return e, nil // no endpoint: the event is recorded, nothing is delivered
-	}
-	if _, err := s.deliveryCreateTx(ctx, tx, e); err != nil {
-		return nil, err
-	}
-	return e, nil
-}
-
-// deliveryCreateTx inserts a PENDING delivery for e and its River job.
-func (s *Store) deliveryCreateTx(ctx context.Context, tx pgx.Tx, e *Event) (uuid.UUID, error) {
-	deliveryID, err := uuid.NewV7()
+	rows, err := tx.Query(ctx, `WITH ev AS (`+insert+`)
+		SELECT id FROM webhook_endpoints
+		WHERE merchant_id = $2 AND status = 'enabled' AND deleted_at IS NULL
+			AND ('*' = ANY (enabled_events) OR $3 = ANY (enabled_events))
+		ORDER BY id`, id, merchantID, typ, obj, string(payload), now)
 	if err != nil {
-		return uuid.Nil, err
+		return nil, nil, fmt.Errorf("inserting event: %w", err)
 	}
-	res, err := s.river.InsertTx(ctx, tx, DeliveryArgs{DeliveryID: deliveryID}, nil)
+	endpoints, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("inserting delivery job: %w", err)
+		return nil, nil, fmt.Errorf("inserting event: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries
-			(id, merchant_id, event_id, event_type, payload, status, next_retry_at, job_id, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, 'PENDING', now(), $6, now(), now())`,
-		deliveryID, e.MerchantID, e.ID, e.Type, string(e.Payload), res.Job.ID); err != nil {
-		return uuid.Nil, fmt.Errorf("inserting delivery: %w", err)
-	}
-	return deliveryID, nil
+	return e, endpoints, nil
 }
 
 // EventGet returns a merchant's event, or ErrNotFound.
@@ -141,17 +148,13 @@ func (s *Store) EventList(ctx context.Context, merchantID uuid.UUID, params List
 	})
 }
 
-// EventEmit records an event outside any status change (webhook.test) with
-// its delivery, in its own transaction.
+// EventEmit records an event outside any status change, with its
+// deliveries, in its own transaction.
 func (s *Store) EventEmit(ctx context.Context, merchantID uuid.UUID, typ string, data any) (*Event, error) {
 	var e *Event
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
-		var webhookURL *string
-		if err := tx.QueryRow(ctx, `SELECT webhook_url FROM merchants WHERE id = $1`, merchantID).Scan(&webhookURL); err != nil {
-			return notFound(err)
-		}
 		var err error
-		e, err = s.eventEmitTx(ctx, tx, merchantID, webhookURL, typ, uuid.Nil, data)
+		e, err = s.eventEmitTx(ctx, tx, merchantID, typ, uuid.Nil, data)
 		return err
 	})
 	return e, err

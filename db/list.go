@@ -14,6 +14,14 @@ type ListParams struct {
 	Limit         int        // 1..100
 	StartingAfter *uuid.UUID // the last id of the previous page
 	Filter        string     // value for the table's filter column (status or type); "" for all
+	// Where adds equality filters on other columns (e.g. endpoint_id).
+	Where []ListCond
+}
+
+// ListCond is one equality filter of a list: Column = Value.
+type ListCond struct {
+	Column string // a column name the caller wrote, never input
+	Value  any
 }
 
 // list runs the one paginated query every list route uses, on the
@@ -44,6 +52,10 @@ func listQuery(table, columns, filterColumn string, merchantID uuid.UUID, params
 	if params.Filter != "" {
 		args = append(args, params.Filter)
 		query += fmt.Sprintf(" AND %s = $%d", filterColumn, len(args))
+	}
+	for _, c := range params.Where {
+		args = append(args, c.Value)
+		query += fmt.Sprintf(" AND %s = $%d", c.Column, len(args))
 	}
 	if params.StartingAfter != nil {
 		args = append(args, *params.StartingAfter)

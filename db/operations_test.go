@@ -26,6 +26,7 @@ var (
 	runbookPayment  = uuid.MustParse("01936b8d-52c4-7a1e-b3f0-2c9e8d7a6b51")
 	runbookDelivery = uuid.MustParse("01936b90-0a1b-7c2d-9e3f-4a5b6c7d8e9f") // Acme's failure today
 	runbookT        = time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	runbookKribi    = uuid.MustParse("01a1f3c2-7d4e-7f50-8a61-b2c3d4e5f607") // an endpoint disabled as failing
 )
 
 // runbookFixture is what the runbook's statements find. Times are relative
@@ -131,6 +132,24 @@ func TestOperationsRunbook(t *testing.T) {
 			// Acme had failures but its last attempt got through: degraded, not down.
 			require.Equal(t, 1, txCount(t, tx, `SELECT count(*) FROM webhook_endpoint_health WHERE merchant_id = $1 AND state = 'degraded'`, runbookAcme))
 		},
+		"recovering": func(t *testing.T, tx pgx.Tx, res runbookResult) {
+			require.Equal(t, []string{f.acmeFailedOld.String()}, column(res, "id"))
+			require.Equal(t, "Acme Shop", res.rows[0]["merchant_name"])
+		},
+		"merchant-endpoints": func(t *testing.T, tx pgx.Tx, res runbookResult) {
+			require.Len(t, res.rows, 2)
+			require.Equal(t, []string{"true", "false"}, column(res, "is_default"))
+			require.Equal(t, []string{"https://acme.example.com/hooks", "https://acme.example.com/payouts"}, column(res, "url"))
+		},
+		"endpoints-disabled": func(t *testing.T, tx pgx.Tx, res runbookResult) {
+			require.Equal(t, []string{runbookKribi.String()}, column(res, "endpoint_id"))
+			require.Equal(t, "Kribi Market", res.rows[0]["merchant_name"])
+		},
+		"reenable-endpoint": func(t *testing.T, tx pgx.Tx, res runbookResult) {
+			require.EqualValues(t, 1, res.affected)
+			require.Equal(t, 1, txCount(t, tx, `SELECT count(*) FROM webhook_endpoints WHERE id = $1 AND status = 'enabled'
+				AND failing_since IS NULL`, runbookKribi))
+		},
 		"queue-lag": func(t *testing.T, tx pgx.Tx, res runbookResult) {
 			require.Equal(t, db.DeliveryQueue, res.rows[0]["queue"])
 			require.EqualValues(t, 1, res.rows[0]["due"])
@@ -143,6 +162,7 @@ func TestOperationsRunbook(t *testing.T) {
 			require.EqualValues(t, 1, r["waiting_retry"])
 			require.EqualValues(t, 1, r["processing"])
 			require.GreaterOrEqual(t, interval(t, r["lag"]), 2*time.Minute)
+			require.EqualValues(t, 1, r["recovering"])
 		},
 		"stuck-processing": func(t *testing.T, tx pgx.Tx, res runbookResult) {
 			require.Equal(t, []string{f.dakarStuck.String()}, column(res, "id"))
@@ -296,7 +316,15 @@ func seedRunbook(t *testing.T, store *db.Store) *runbookFixture {
 		insert(tx, delivery{id: runbookDelivery, merchant: runbookAcme, eventType: "payment.failed", status: db.DeliveryFailed,
 			created: now, updated: now, attempts: 6, code: ptr(503), errMsg: str("HTTP 503"), attemptRows: failing})
 		f.acmeFailedOld = insert(tx, delivery{merchant: runbookAcme, eventType: "payment.failed", status: db.DeliveryFailed,
-			created: ago(30 * time.Hour), updated: ago(30 * time.Hour), attempts: 6, code: ptr(500), errMsg: str("HTTP 500")})
+			created: ago(30 * time.Hour), updated: ago(30 * time.Hour), attempts: 6, code: ptr(500), errMsg: str("HTTP 500"),
+			nextRetry: timePtr(now.Add(4 * time.Hour))}) // in the recovery tail
+		// Acme's second endpoint; Kribi's, disabled as failing.
+		exec(tx, `INSERT INTO webhook_endpoints (merchant_id, url, enabled_events, secret)
+			VALUES ($1, 'https://acme.example.com/payouts', '{payout.succeeded,payout.failed}', 'whsec_acme2')`, runbookAcme)
+		exec(tx, `INSERT INTO merchants (name) VALUES ('Kribi Market')`)
+		exec(tx, `INSERT INTO webhook_endpoints (id, merchant_id, is_default, url, secret, status, disabled_reason, failing_since)
+			SELECT $1, id, true, 'https://kribi.example.com/hooks', 'whsec_kribi', 'disabled', 'failing', now() - interval '73 hours'
+			FROM merchants WHERE name = 'Kribi Market'`, runbookKribi)
 		insert(tx, delivery{merchant: runbookAcme, eventType: "payout.succeeded", status: db.DeliverySucceeded,
 			created: ago(2 * time.Minute), updated: ago(time.Minute), attempts: 1, code: ptr(200),
 			attemptRows: []attemptRow{{code: ptr(200), body: str("ok"), at: ago(time.Minute)}}})

@@ -83,18 +83,16 @@ func (s *Store) PaymentCreateTx(ctx context.Context, tx pgx.Tx, params PaymentCr
 	if metadata == nil {
 		metadata = map[string]string{}
 	}
-	var webhookURL *string
-	p, err := scanPayment(tx.QueryRow(ctx, `WITH p AS (
+	p, err := scanPayment(tx.QueryRow(ctx, `
 			INSERT INTO payments (id, merchant_id, amount, currency, gateway, status, reference, description, metadata, provider_reference)
 			VALUES ($1, $2, $3, $4, $5, 'PENDING', $6, $7, $8, $9)
-			RETURNING `+paymentColumns+`)
-		SELECT p.*, m.webhook_url FROM p JOIN merchants m ON m.id = p.merchant_id`,
+			RETURNING `+paymentColumns,
 		id, params.MerchantID, params.Amount, params.Currency, params.Gateway, params.Reference,
-		params.Description, metadata, params.ProviderReference), &webhookURL)
+		params.Description, metadata, params.ProviderReference))
 	if err != nil {
 		return nil, fmt.Errorf("inserting payment: %w", err)
 	}
-	if _, err := s.eventEmitTx(ctx, tx, p.MerchantID, webhookURL, "payment.pending", p.ID, p); err != nil {
+	if _, err := s.eventEmitTx(ctx, tx, p.MerchantID, "payment.pending", p.ID, p); err != nil {
 		return nil, err
 	}
 	notePayment(tx, p, true) // metrics, once tx commits
@@ -137,13 +135,11 @@ type TransitionParams struct {
 //
 // Returns ErrNotFound, or an EInvalidTransition error for an illegal move.
 func (s *Store) PaymentTransitionTx(ctx context.Context, tx pgx.Tx, params TransitionParams) (p *Payment, changed bool, err error) {
-	var webhookURL *string
 	p, err = scanPayment(tx.QueryRow(ctx, `SELECT p.id, p.merchant_id, p.amount, p.currency, p.gateway, p.status,
-			p.reference, p.description, p.metadata, p.provider_reference, p.failure_reason, p.created_at, p.updated_at,
-			m.webhook_url
-		FROM payments p JOIN merchants m ON m.id = p.merchant_id
+			p.reference, p.description, p.metadata, p.provider_reference, p.failure_reason, p.created_at, p.updated_at
+		FROM payments p
 		WHERE p.id = $1 AND ($2::uuid IS NULL OR p.merchant_id = $2)
-		FOR UPDATE OF p`, params.ID, anyMerchant(params.MerchantID)), &webhookURL)
+		FOR UPDATE OF p`, params.ID, anyMerchant(params.MerchantID)))
 	if err != nil {
 		return nil, false, err
 	}
@@ -159,7 +155,7 @@ func (s *Store) PaymentTransitionTx(ctx context.Context, tx pgx.Tx, params Trans
 	if err != nil {
 		return nil, false, fmt.Errorf("updating payment %s: %w", params.ID, err)
 	}
-	if _, err := s.eventEmitTx(ctx, tx, p.MerchantID, webhookURL, eventType("payment", p.Status), p.ID, p); err != nil {
+	if _, err := s.eventEmitTx(ctx, tx, p.MerchantID, eventType("payment", p.Status), p.ID, p); err != nil {
 		return nil, false, err
 	}
 	notePayment(tx, p, false) // metrics, once tx commits

@@ -77,18 +77,16 @@ func (s *Store) PayoutCreateTx(ctx context.Context, tx pgx.Tx, params PayoutCrea
 	if err != nil {
 		return nil, err
 	}
-	var webhookURL *string
-	p, err := scanPayout(tx.QueryRow(ctx, `WITH p AS (
+	p, err := scanPayout(tx.QueryRow(ctx, `
 			INSERT INTO payouts (id, merchant_id, amount, currency, provider, status, recipient, reference, provider_reference)
 			VALUES ($1, $2, $3, $4, $5, 'PENDING', $6, $7, $8)
-			RETURNING `+payoutColumns+`)
-		SELECT p.*, m.webhook_url FROM p JOIN merchants m ON m.id = p.merchant_id`,
+			RETURNING `+payoutColumns,
 		id, params.MerchantID, params.Amount, params.Currency, params.Provider, params.Recipient,
-		params.Reference, params.ProviderReference), &webhookURL)
+		params.Reference, params.ProviderReference))
 	if err != nil {
 		return nil, fmt.Errorf("inserting payout: %w", err)
 	}
-	if _, err := s.eventEmitTx(ctx, tx, p.MerchantID, webhookURL, "payout.pending", p.ID, p); err != nil {
+	if _, err := s.eventEmitTx(ctx, tx, p.MerchantID, "payout.pending", p.ID, p); err != nil {
 		return nil, err
 	}
 	notePayout(tx, p) // metrics, once tx commits
@@ -116,12 +114,11 @@ func (s *Store) PayoutFindByProviderReference(ctx context.Context, provider, ref
 // PayoutTransitionTx is the one path by which a payout's status changes;
 // see PaymentTransitionTx.
 func (s *Store) PayoutTransitionTx(ctx context.Context, tx pgx.Tx, params TransitionParams) (p *Payout, changed bool, err error) {
-	var webhookURL *string
 	p, err = scanPayout(tx.QueryRow(ctx, `SELECT p.id, p.merchant_id, p.amount, p.currency, p.provider, p.status,
-			p.recipient, p.reference, p.provider_reference, p.failure_reason, p.created_at, p.updated_at, m.webhook_url
-		FROM payouts p JOIN merchants m ON m.id = p.merchant_id
+			p.recipient, p.reference, p.provider_reference, p.failure_reason, p.created_at, p.updated_at
+		FROM payouts p
 		WHERE p.id = $1 AND ($2::uuid IS NULL OR p.merchant_id = $2)
-		FOR UPDATE OF p`, params.ID, anyMerchant(params.MerchantID)), &webhookURL)
+		FOR UPDATE OF p`, params.ID, anyMerchant(params.MerchantID)))
 	if err != nil {
 		return nil, false, err
 	}
@@ -137,7 +134,7 @@ func (s *Store) PayoutTransitionTx(ctx context.Context, tx pgx.Tx, params Transi
 	if err != nil {
 		return nil, false, fmt.Errorf("updating payout %s: %w", params.ID, err)
 	}
-	if _, err := s.eventEmitTx(ctx, tx, p.MerchantID, webhookURL, eventType("payout", p.Status), p.ID, p); err != nil {
+	if _, err := s.eventEmitTx(ctx, tx, p.MerchantID, eventType("payout", p.Status), p.ID, p); err != nil {
 		return nil, false, err
 	}
 	notePayout(tx, p) // metrics, once tx commits

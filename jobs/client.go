@@ -31,9 +31,17 @@ type Config struct {
 	// addresses (WEBHOOK_ALLOW_PRIVATE_NETWORKS); otherwise the dialer
 	// refuses them after DNS resolution.
 	AllowPrivateNetworks bool
-	SweepInterval        time.Duration
-	SweepBatch           int
-	IdempotencyInterval  time.Duration
+	// RecoverySchedule is the recovery tail: after a fast cycle fails, one
+	// attempt after each step (WEBHOOK_RECOVERY_SCHEDULE). nil means the
+	// default; an empty, non-nil schedule turns the tail off (the old
+	// service's behaviour).
+	RecoverySchedule []time.Duration
+	// DisableAfter disables an endpoint whose every attempt failed for this
+	// long (WEBHOOK_DISABLE_AFTER); 0 means the default, negative never.
+	DisableAfter        time.Duration
+	SweepInterval       time.Duration
+	SweepBatch          int
+	IdempotencyInterval time.Duration
 	// Retention is how long delivery attempts and delivered deliveries are
 	// kept (WEBHOOK_RETENTION); see retention.go.
 	Retention time.Duration
@@ -47,6 +55,10 @@ type Config struct {
 	// afterResponseFunc, when set, runs between an attempt's response and
 	// its ledger write: tests crash the process there.
 	afterResponseFunc func()
+	// faultFunc, when set, is asked at each point where our own side can
+	// fail (faultLoad, faultRecord); tests return an error there, as the
+	// database would.
+	faultFunc func(point string) error
 }
 
 const (
@@ -55,6 +67,7 @@ const (
 	webhookTimeoutDefault      = 10 * time.Second
 	webhookMaxRetriesDefault   = 5
 	retryBaseDelayDefault      = time.Second
+	disableAfterDefault        = 72 * time.Hour
 	fetchPollIntervalDefault   = 100 * time.Millisecond
 	sweepIntervalDefault       = 30 * time.Second
 	sweepBatchDefault          = 50
@@ -74,6 +87,13 @@ const (
 	rescueAfterMin = time.Minute
 )
 
+// RecoveryScheduleDefault is WEBHOOK_RECOVERY_SCHEDULE's default: after the
+// fast cycle, attempts 5 m, 30 m, 2 h, 5 h, 10 h and 10 h apart (27 h 35 m
+// in all, about Svix's), each driven by the sweep.
+var RecoveryScheduleDefault = []time.Duration{
+	5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+}
+
 func (c Config) withDefaults() Config {
 	c.Workers = cmp.Or(c.Workers, workersDefault)
 	c.MerchantConcurrency = cmp.Or(c.MerchantConcurrency, merchantConcurrencyDefault)
@@ -85,6 +105,15 @@ func (c Config) withDefaults() Config {
 		c.WebhookMaxRetries = 0
 	}
 	c.RetryBaseDelay = cmp.Or(c.RetryBaseDelay, retryBaseDelayDefault)
+	if c.RecoverySchedule == nil {
+		c.RecoverySchedule = RecoveryScheduleDefault
+	}
+	switch {
+	case c.DisableAfter == 0:
+		c.DisableAfter = disableAfterDefault
+	case c.DisableAfter < 0:
+		c.DisableAfter = 0 // db: never
+	}
 	c.FetchPollInterval = cmp.Or(c.FetchPollInterval, fetchPollIntervalDefault)
 	c.SweepInterval = cmp.Or(c.SweepInterval, sweepIntervalDefault)
 	c.SweepBatch = cmp.Or(c.SweepBatch, sweepBatchDefault)

@@ -80,16 +80,22 @@ const (
 
 // What an attempt led to; bounded, so they can label metrics.
 const (
-	outcomeSucceeded = "succeeded"
-	outcomeRetrying  = "retrying"
-	outcomeFailed    = "failed"
+	outcomeSucceeded = "succeeded" // 2xx
+	outcomeRetrying  = "retrying"  // failed; a fast retry or a recovery attempt is scheduled
+	outcomeFailed    = "failed"    // failed; no attempt left
+	outcomeRecovered = "recovered" // a recovery attempt succeeded
 )
 
 // DeliveryWorker works db.DeliveryArgs: each run makes one attempt to POST a
-// delivery to its merchant's current endpoint, and records it in the ledger.
-// River's job attempt number is the attempt number within the delivery
-// cycle (snoozes do not count), and a new cycle (the sweep, the retry
-// route) is a new job.
+// delivery to its endpoint as it is now, and records it in the ledger.
+//
+// Attempts are counted by the ledger (cycle_attempts, recovery_attempts),
+// never by River's job.Attempt: a run that fails on our side (the database,
+// a shutdown) before reaching the merchant spends no attempt, and one whose
+// ledger write failed is written again on the next run with the schedule it
+// had. The fast cycle is 1 + WebhookMaxRetries attempts; after it, the
+// delivery is FAILED and the sweep gives it one attempt per step of
+// RecoverySchedule.
 type DeliveryWorker struct {
 	river.WorkerDefaults[db.DeliveryArgs]
 	store   *db.Store
@@ -100,6 +106,18 @@ type DeliveryWorker struct {
 	// wakeAt holds, per job id, when a job that just failed an attempt
 	// should run again; NextRetry hands it to River.
 	wakeAt sync.Map
+	// unrecorded holds, per job id, an attempt that reached the merchant
+	// but whose ledger write failed: the job's next run writes it first.
+	unrecorded sync.Map
+}
+
+// pendingAttempt is an attempt whose ledger write failed.
+type pendingAttempt struct {
+	d       *db.Delivery
+	rec     db.AttemptRecord
+	a       *attempt
+	n       int
+	outcome string
 }
 
 func newDeliveryWorker(store *db.Store, log *slog.Logger, cfg Config) *DeliveryWorker {
@@ -170,6 +188,12 @@ func (c Config) retryDelay(n int) time.Duration {
 }
 
 func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[db.DeliveryArgs]) error {
+	if p, ok := w.unrecorded.Load(job.ID); ok {
+		return w.write(ctx, job, p.(*pendingAttempt))
+	}
+	if err := w.fault(faultLoad); err != nil {
+		return fmt.Errorf("loading delivery %s: %w", job.Args.DeliveryID, err)
+	}
 	t, err := w.store.DeliveryGetTarget(ctx, job.Args.DeliveryID)
 	if errors.Is(err, db.ErrNotFound) {
 		return nil // the row was deleted: nothing to send
@@ -179,15 +203,24 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[db.DeliveryArg
 	}
 	d := t.Delivery
 	// Only the current cycle's job sends, and nothing is sent again once the
-	// ledger says SUCCEEDED or FAILED: a re-run of a delivered job (a lost
-	// completion, a retry from River UI) must not POST twice.
-	if d.JobID == nil || *d.JobID != job.ID || d.Status == db.DeliverySucceeded || d.Status == db.DeliveryFailed {
+	// ledger says SUCCEEDED or FAILED (unless a recovery attempt is due): a
+	// re-run of a delivered job (a lost completion, a retry from River UI)
+	// must not POST twice.
+	if d.JobID == nil || *d.JobID != job.ID || d.Status == db.DeliverySucceeded ||
+		d.Status == db.DeliveryFailed && d.NextRetryAt == nil {
 		return nil
 	}
 	if d.NextRetryAt != nil {
 		if wait := time.Until(*d.NextRetryAt); wait > dueSlack {
+			if d.Status == db.DeliveryFailed {
+				return nil // a recovery attempt not yet due: the sweep brings it
+			}
 			return river.JobSnooze(hop(wait))
 		}
+	}
+	if t.EndpointState != db.EndpointEnabled {
+		_, err := w.store.DeliveryEndUnsent(ctx, d.ID, job.ID, t.EndpointState)
+		return err
 	}
 	release, snooze := w.limiter.acquire(ctx, d.MerchantID, job.ID)
 	if release == nil {
@@ -208,16 +241,19 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[db.DeliveryArg
 		// endpoint. The ledger stays PROCESSING and River runs the job again.
 		return ctx.Err()
 	}
-	return w.record(ctx, job, t, a)
+	return w.write(ctx, job, w.outcome(job, d, a))
 }
 
-// record writes an attempt's outcome to the ledger and tells River what
-// comes next: nothing (succeeded), a retry (an error, with NextRetry), or
-// the end of the cycle (failed: the job is cancelled with the last error).
-func (w *DeliveryWorker) record(ctx context.Context, job *river.Job[db.DeliveryArgs], t *db.DeliveryTarget, a *attempt) error {
-	d := t.Delivery
-	n := job.Attempt
-	rec := db.AttemptRecord{DeliveryID: d.ID, JobID: job.ID, Duration: a.duration}
+// outcome decides what an attempt leads to. Attempt n of the fast cycle
+// (n counted by the ledger) that fails is retried after retryDelay(n) while
+// n <= WebhookMaxRetries; the last one, and each recovery attempt, leave the
+// delivery FAILED with next_retry_at at the next step of RecoverySchedule,
+// or none when the schedule is used up.
+func (w *DeliveryWorker) outcome(job *river.Job[db.DeliveryArgs], d *db.Delivery, a *attempt) *pendingAttempt {
+	n := d.CycleAttempts + 1
+	recovery := n > w.cfg.WebhookMaxRetries+1
+	rec := db.AttemptRecord{DeliveryID: d.ID, JobID: job.ID, Duration: a.duration, Recovery: recovery,
+		PriorAttempts: d.Attempts, DisableAfter: w.cfg.DisableAfter}
 	if a.statusCode != 0 {
 		rec.StatusCode = &a.statusCode
 	}
@@ -228,17 +264,38 @@ func (w *DeliveryWorker) record(ctx context.Context, job *river.Job[db.DeliveryA
 	switch {
 	case a.err == nil:
 		rec.Status = db.DeliverySucceeded
-	case n > w.cfg.WebhookMaxRetries:
-		rec.Status, outcome = db.DeliveryFailed, outcomeFailed
-	default:
+		if recovery {
+			outcome = outcomeRecovered
+		}
+	case !recovery && n <= w.cfg.WebhookMaxRetries:
 		due := time.Now().Add(w.cfg.retryDelay(n))
 		rec.Status, rec.NextRetryAt, outcome = db.DeliveryPending, &due, outcomeRetrying
+	default:
+		rec.Status, outcome = db.DeliveryFailed, outcomeFailed
+		step := d.RecoveryAttempts
+		if recovery {
+			step++
+		}
+		if step < len(w.cfg.RecoverySchedule) {
+			due := time.Now().Add(w.cfg.RecoverySchedule[step])
+			rec.NextRetryAt, outcome = &due, outcomeRetrying
+		}
 	}
 	if a.err != nil {
 		msg := a.err.Error()
 		rec.Error = &msg
 	}
-	var recorded bool
+	return &pendingAttempt{d: d, rec: rec, a: a, n: d.Attempts + 1, outcome: outcome}
+}
+
+// write records an attempt's outcome in the ledger and tells River what
+// comes next: nothing (succeeded), a retry (an error, with NextRetry), or
+// the end of the cycle (failed: the job is cancelled with the last error;
+// a recovery attempt, if any, is the sweep's). When the write fails, the
+// attempt is kept for the job's next run, which writes it before anything
+// else: the attempt counts once, and the schedule stays the one it set.
+func (w *DeliveryWorker) write(ctx context.Context, job *river.Job[db.DeliveryArgs], p *pendingAttempt) error {
+	var res db.AttemptResult
 	// River's completer marks the job done after Work returns. A crash in
 	// between re-runs it, and Work's check above then sees SUCCEEDED and
 	// sends nothing. (Completing the job in this transaction instead, with
@@ -246,33 +303,69 @@ func (w *DeliveryWorker) record(ctx context.Context, job *river.Job[db.DeliveryA
 	// throughput: docs/BENCHMARKS.md.) A crash before this commit re-runs
 	// the job, which POSTs again: receivers dedupe on webhook-id. So a
 	// database that cannot serve for a moment is waited for (within the
-	// job's timeout) rather than answered with a second POST.
-	err := w.store.InTxRetrying(ctx, func(tx pgx.Tx) error {
-		var err error
-		recorded, err = w.store.DeliveryRecordAttemptTx(ctx, tx, rec)
-		return err
-	})
+	// job's timeout) rather than answered with a second POST; past that,
+	// the attempt is kept for the next run (unrecorded).
+	err := w.fault(faultRecord)
+	if err == nil {
+		err = w.store.InTxRetrying(ctx, func(tx pgx.Tx) error {
+			var err error
+			res, err = w.store.DeliveryRecordAttemptTx(ctx, tx, p.rec)
+			return err
+		})
+	}
 	if err != nil {
-		return fmt.Errorf("recording attempt %d of delivery %s: %w", n, d.ID, err)
+		w.unrecorded.Store(job.ID, p)
+		return fmt.Errorf("recording attempt %d of delivery %s: %w", p.n, p.rec.DeliveryID, err)
 	}
-	w.attemptDone(ctx, d, n, a, outcome)
-	if !recorded {
-		return nil // the row moved on meanwhile (an operator, a newer cycle)
+	w.unrecorded.Delete(job.ID)
+	if !res.Recorded {
+		// The row moved on meanwhile (an operator, a newer cycle), or this
+		// is a rewrite whose first try had committed after all: the row
+		// says what is next, so run again when this attempt said.
+		if p.rec.Status == db.DeliveryPending {
+			w.wakeAt.Store(job.ID, *p.rec.NextRetryAt)
+			return fmt.Errorf("attempt %d of delivery %s already recorded", p.n, p.rec.DeliveryID)
+		}
+		return nil
 	}
-	switch rec.Status {
-	case db.DeliveryPending:
-		w.wakeAt.Store(job.ID, *rec.NextRetryAt)
-		return fmt.Errorf("attempt %d failed, retrying at %s: %w", n, rec.NextRetryAt.Format(time.RFC3339Nano), a.err)
-	case db.DeliveryFailed:
-		return river.JobCancel(fmt.Errorf("attempt %d failed, no retries left: %w", n, a.err))
+	w.attemptDone(ctx, p)
+	switch {
+	case res.EndpointDisabled:
+		return river.JobCancel(fmt.Errorf("attempt %d failed and disabled the endpoint: %s", p.n, errText(p.rec.Error)))
+	case p.rec.Status == db.DeliveryPending:
+		w.wakeAt.Store(job.ID, *p.rec.NextRetryAt)
+		return fmt.Errorf("attempt %d failed, retrying at %s: %w", p.n, p.rec.NextRetryAt.Format(time.RFC3339Nano), p.a.err)
+	case p.rec.Status == db.DeliveryFailed:
+		return river.JobCancel(fmt.Errorf("attempt %d failed, no fast retries left: %w", p.n, p.a.err))
 	}
 	return nil
+}
+
+func errText(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// Fault points for tests (Config.faultFunc): where our own side can fail.
+const (
+	faultLoad   = "load"   // reading the delivery, before any POST
+	faultRecord = "record" // writing the attempt to the ledger
+)
+
+func (w *DeliveryWorker) fault(point string) error {
+	if w.cfg.faultFunc == nil {
+		return nil
+	}
+	return w.cfg.faultFunc(point)
 }
 
 // attemptDone is told every recorded attempt's outcome: succeeded, retrying
 // or failed; for a failure its reason (http_status, timeout, connection,
 // redirect, blocked); and its duration. Metrics hook in here.
-func (w *DeliveryWorker) attemptDone(ctx context.Context, d *db.Delivery, n int, a *attempt, outcome string) {
+func (w *DeliveryWorker) attemptDone(ctx context.Context, p *pendingAttempt) {
+	a, n, outcome := p.a, p.n, p.outcome
 	w.cfg.Metrics.DeliveryAttempt(outcome, a.reason, a.duration)
 	level := slog.LevelDebug
 	switch outcome {
@@ -285,10 +378,11 @@ func (w *DeliveryWorker) attemptDone(ctx context.Context, d *db.Delivery, n int,
 		return
 	}
 	attrs := []slog.Attr{
-		slog.String("delivery_id", d.ID.String()),
-		slog.String("merchant_id", d.MerchantID.String()),
-		slog.String("event_type", d.EventType),
+		slog.String("delivery_id", p.d.ID.String()),
+		slog.String("merchant_id", p.d.MerchantID.String()),
+		slog.String("event_type", p.d.EventType),
 		slog.Int("attempt", n),
+		slog.Bool("recovery", p.rec.Recovery),
 		slog.String("outcome", outcome),
 		slog.Float64("duration_ms", durationMS(a.duration)),
 	}
@@ -321,12 +415,12 @@ func (w *DeliveryWorker) send(ctx context.Context, t *db.DeliveryTarget) *attemp
 
 func (w *DeliveryWorker) post(ctx context.Context, t *db.DeliveryTarget, start time.Time) *attempt {
 	d := t.Delivery
-	if t.URL == nil || *t.URL == "" {
-		return &attempt{reason: reasonConnection, err: errors.New("the merchant has no webhook URL")}
+	if t.URL == "" {
+		return &attempt{reason: reasonConnection, err: errors.New("the endpoint has no URL")}
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.WebhookTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, *t.URL, bytes.NewReader(d.Payload))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(d.Payload))
 	if err != nil {
 		return &attempt{reason: reasonConnection, err: fmt.Errorf("invalid webhook URL: %w", err)}
 	}
@@ -351,10 +445,13 @@ func (w *DeliveryWorker) post(ctx context.Context, t *db.DeliveryTarget, start t
 	return a
 }
 
-// setHeaders sets SPEC §5's headers. With several secrets (a rotation's
-// grace period), webhook-signature lists one signature per secret,
-// space-separated, the current secret's first. The Standard Webhooks
-// header names are sent in lower case, as that spec writes them.
+// setHeaders sets every delivery header. During a rotation's grace period,
+// webhook-signature lists one signature per secret, space-separated, the
+// current secret's first, while X-BoohPay-Signature stays on the previous
+// secret: that header is single-valued, and its receivers (the old
+// service's) compare it whole and know only the secret they were given, so
+// it moves to the new secret only when the grace period ends. The Standard
+// Webhooks header names are sent in lower case, as that spec writes them.
 func setHeaders(h http.Header, t *db.DeliveryTarget, timestamp int64) {
 	d := t.Delivery
 	id := d.EventID.String()
@@ -364,17 +461,16 @@ func setHeaders(h http.Header, t *db.DeliveryTarget, timestamp int64) {
 	h.Set("X-BoohPay-Delivery", d.ID.String())
 	h["webhook-id"] = []string{id}
 	h["webhook-timestamp"] = []string{strconv.FormatInt(timestamp, 10)}
-	if len(t.Secrets) == 0 {
+	if t.Secret == "" {
 		return // a URL set by SQL without a secret: nothing to sign with
 	}
-	// The old header is single-valued in the old service's format, and its
-	// receivers compare it whole: it carries the current secret's signature
-	// only. Rotation grace is Standard Webhooks' multi-signature header.
-	h.Set("X-BoohPay-Signature", signing.Legacy(t.Secrets[0], d.Payload))
-	standard := make([]string, len(t.Secrets))
-	for i, s := range t.Secrets {
-		standard[i] = signing.Standard(s, id, timestamp, d.Payload)
+	legacy := t.Secret
+	standard := []string{signing.Standard(t.Secret, id, timestamp, d.Payload)}
+	if t.Previous != "" {
+		legacy = t.Previous
+		standard = append(standard, signing.Standard(t.Previous, id, timestamp, d.Payload))
 	}
+	h.Set("X-BoohPay-Signature", signing.Legacy(legacy, d.Payload))
 	h["webhook-signature"] = []string{strings.Join(standard, " ")}
 }
 

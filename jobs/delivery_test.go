@@ -37,9 +37,11 @@ type testBundle struct {
 }
 
 // testConfig is fast: 10 ms base retry delay, 1 s attempt timeout, private
-// addresses allowed (httptest servers are on 127.0.0.1).
+// addresses allowed (httptest servers are on 127.0.0.1), no recovery tail
+// (the tests of the tail set one).
 func testConfig() Config {
 	return Config{
+		RecoverySchedule:     []time.Duration{},
 		RetryBaseDelay:       10 * time.Millisecond,
 		WebhookTimeout:       time.Second,
 		AllowPrivateNetworks: true,
@@ -142,6 +144,16 @@ func (b *testBundle) merchant(url string) (*db.Merchant, string) {
 		secret = *nm.Merchant.WebhookSecret
 	}
 	return nm.Merchant, secret
+}
+
+// rotate rotates m's default endpoint secret with grace and returns the new secret.
+func (b *testBundle) rotate(m *db.Merchant, grace time.Duration) string {
+	b.t.Helper()
+	e, err := b.store.EndpointGetDefault(context.Background(), m.ID)
+	require.NoError(b.t, err)
+	e, err = b.store.EndpointRotateSecret(context.Background(), m.ID, e.ID, grace)
+	require.NoError(b.t, err)
+	return e.NewSecret
 }
 
 // emit records a webhook.test event for m and returns its delivery's id.
@@ -360,8 +372,7 @@ func TestDeliveryRotationSignsWithBothSecrets(t *testing.T) {
 	b := setup(t)
 	rc := newReceiver(t, nil)
 	m, oldSecret := b.merchant(rc.URL)
-	_, newSecret, err := b.store.MerchantRotateWebhookSecret(context.Background(), m.ID)
-	require.NoError(t, err)
+	newSecret := b.rotate(m, 24*time.Hour)
 	require.NotEqual(t, oldSecret, newSecret)
 	first := b.emit(m)
 	b.start(testConfig())
@@ -371,11 +382,11 @@ func TestDeliveryRotationSignsWithBothSecrets(t *testing.T) {
 	id, ts := r.header.Get("webhook-id"), r.header.Get("webhook-timestamp")
 	require.Equal(t, standardSignature(newSecret, id, ts, r.body)+" "+standardSignature(oldSecret, id, ts, r.body),
 		r.header.Get("webhook-signature"), "during the grace period both secrets sign, the new one first")
-	require.Equal(t, legacySignature(newSecret, r.body), r.header.Get("X-BoohPay-Signature"),
-		"the old single-valued header carries the current secret only")
+	require.Equal(t, legacySignature(oldSecret, r.body), r.header.Get("X-BoohPay-Signature"),
+		"the old single-valued header stays on the previous secret until the grace period ends")
 
 	// Once the grace period is over only the new secret signs.
-	_, err = b.pool.Exec(context.Background(), `UPDATE merchants SET previous_webhook_secret_expires_at = now() - interval '1 second' WHERE id = $1`, m.ID)
+	_, err := b.pool.Exec(context.Background(), `UPDATE merchants SET previous_webhook_secret_expires_at = now() - interval '1 second' WHERE id = $1`, m.ID)
 	require.NoError(t, err)
 	second := b.emit(m)
 	b.waitStatus(second, db.DeliverySucceeded, 10*time.Second)
@@ -398,7 +409,7 @@ func TestDeliveryUsesCurrentEndpoint(t *testing.T) {
 	require.Eventually(t, func() bool { return len(old.got()) == 1 }, 10*time.Second, 5*time.Millisecond)
 	// The merchant moves its endpoint before the retry: the retry goes to
 	// the URL as it is now, not as it was at event time.
-	_, _, err := b.store.MerchantSetWebhookURL(context.Background(), m.ID, current.URL)
+	_, err := b.store.EndpointSetDefaultURL(context.Background(), m.ID, current.URL)
 	require.NoError(t, err)
 	row := b.waitStatus(id, db.DeliverySucceeded, 10*time.Second)
 	require.Equal(t, 2, row.Attempts)

@@ -40,6 +40,12 @@ func TestDeliveryRetryScheduleIsPunctual(t *testing.T) {
 	require.Equal(t, 6, row.Attempts)
 	got := rc.got()
 	require.Len(t, got, 6)
+	// The default recovery tail takes over: FAILED, the next attempt 5
+	// minutes after the last one (then 30m, 2h, 5h, 10h, 10h).
+	require.NotNil(t, row.NextRetryAt)
+	require.WithinDuration(t, got[5].at.Add(5*time.Minute), *row.NextRetryAt, 2*time.Second)
+	require.Equal(t, []time.Duration{5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
+		Config{}.withDefaults().RecoverySchedule)
 	const tolerance = 500 * time.Millisecond
 	for i := 1; i < len(got); i++ {
 		delay := time.Duration(1<<(i-1)) * time.Second

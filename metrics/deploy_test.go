@@ -155,6 +155,7 @@ var (
 		"delta": true, "deriv": true, "histogram_quantile": true, "and": true, "or": true, "unless": true,
 		"on": true, "ignoring": true, "group_left": true, "group_right": true, "offset": true, "bool": true,
 		"label_values": true, "abs": true, "clamp_min": true, "time": true, "vector": true, "absent": true,
+		"min_over_time": true, "max_over_time": true,
 	}
 )
 

@@ -77,8 +77,9 @@ var (
 // Outcomes of one delivery attempt: webhook_deliveries_total{status}.
 const (
 	DeliverySucceeded = "succeeded" // 2xx
-	DeliveryRetrying  = "retrying"  // failed, another attempt is scheduled
-	DeliveryFailed    = "failed"    // failed, no attempt left: the delivery is FAILED
+	DeliveryRetrying  = "retrying"  // failed, another attempt is scheduled (a fast retry or a recovery attempt)
+	DeliveryFailed    = "failed"    // failed, no attempt left: the delivery is FAILED for good
+	DeliveryRecovered = "recovered" // a recovery attempt (after the fast cycle failed) succeeded
 )
 
 // Why an attempt failed: webhook_delivery_errors_total{reason}.
@@ -100,7 +101,7 @@ const (
 )
 
 var (
-	deliveryStatuses = []string{DeliverySucceeded, DeliveryRetrying, DeliveryFailed}
+	deliveryStatuses = []string{DeliverySucceeded, DeliveryRetrying, DeliveryFailed, DeliveryRecovered}
 	deliveryReasons  = []string{ReasonHTTPStatus, ReasonTimeout, ReasonConnection, ReasonRedirect, ReasonBlocked}
 	receivedResults  = []string{ReceivedOK, ReceivedInvalidSignature, ReceivedDuplicate, ReceivedUnknownPayment, ReceivedError}
 
@@ -221,6 +222,7 @@ func New(reg *prometheus.Registry, cfg Config) *Metrics {
 		reg.MustRegister(
 			&queueCollector{pool: cfg.Pool, queues: queues, timeout: timeout, log: log},
 			&deliveryCollector{pool: cfg.Pool, timeout: timeout, log: log},
+			&endpointCollector{pool: cfg.Pool, timeout: timeout, log: log},
 			poolCollector{pool: cfg.Pool},
 		)
 	}

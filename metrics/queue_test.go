@@ -63,6 +63,31 @@ func TestDeliveriesGaugeCountsUnfinishedLedgerRows(t *testing.T) {
 	require.Contains(t, text, `boohpay_collector_up{collector="webhook_deliveries"} 1`+"\n")
 }
 
+func TestEndpointsGaugeCountsByStatus(t *testing.T) {
+	t.Parallel()
+	b := setup(t, metrics.Config{})
+	text := string(b.scrape(t))
+	for _, s := range []string{"enabled", "failing", "disabled_merchant", "disabled_failing"} {
+		require.Contains(t, text, `boohpay_webhook_endpoints{status="`+s+`"} 0`+"\n", "present at 0 from the first scrape")
+	}
+	b.exec(t, `INSERT INTO merchants (name, webhook_url) VALUES ('A', 'https://a.example.com'), ('B', 'https://b.example.com'),
+		('C', 'https://c.example.com'), ('D', 'https://d.example.com')`)
+	b.exec(t, `UPDATE webhook_endpoints SET failing_since = now() WHERE url = 'https://b.example.com'`)
+	b.exec(t, `UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = 'failing', failing_since = now()
+		WHERE url = 'https://c.example.com'`)
+	b.exec(t, `UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = 'merchant' WHERE url = 'https://d.example.com'`)
+	text = string(b.scrape(t))
+	for _, line := range []string{
+		`boohpay_webhook_endpoints{status="enabled"} 1`,
+		`boohpay_webhook_endpoints{status="failing"} 1`,
+		`boohpay_webhook_endpoints{status="disabled_failing"} 1`,
+		`boohpay_webhook_endpoints{status="disabled_merchant"} 1`,
+		`boohpay_collector_up{collector="webhook_endpoints"} 1`,
+	} {
+		require.Contains(t, text, line+"\n")
+	}
+}
+
 func TestFailingQueryIsAMetricNotABrokenScrape(t *testing.T) {
 	t.Parallel()
 	b := setup(t, metrics.Config{})

@@ -3,7 +3,9 @@
 # against a throwaway Postgres (fsync off): 25 SIGKILLs under load with no
 # shortcut for the rescue of stranded jobs, five SIGTERMs under load, five
 # Postgres restarts, two replicas with a leader failover, Postgres frozen for
-# 45 s, and the SIGKILL of one replica of two. Figures go to
+# 45 s, the SIGKILL of one replica of two, and an endpoint down for 2 minutes under
+# load whose deliveries come back with the recovery tail's real first step (5 minutes).
+# Figures go to
 # .data/soak-figures.txt (one line per test run, appended) and to stdout;
 # the whole go test -v output to .data/soak.log.
 # Extra arguments go to `go test`, e.g. scripts/soak.sh -run TestCrash
@@ -25,7 +27,7 @@ mkdir -p .data
 BOOHPAY_FIGURES=$(pwd)/.data/soak-figures.txt
 export DATABASE_URL TEST_DATABASE_URL BOOHPAY_SOAK BOOHPAY_FIGURES
 
-run='^(TestCrashSIGKILLUnderLoad|TestSIGTERMUnderLoad|TestPostgresRestartUnderLoad|TestTwoReplicasOneDatabase|TestPostgresFrozenUnderLoad|TestReplicaSIGKILLUnderLoad)$'
+run='^(TestCrashSIGKILLUnderLoad|TestSIGTERMUnderLoad|TestPostgresRestartUnderLoad|TestTwoReplicasOneDatabase|TestPostgresFrozenUnderLoad|TestReplicaSIGKILLUnderLoad|TestEndpointOutageRecoveredByTheTail)$'
 start=$SECONDS
 lines_before=$( { wc -l <"$BOOHPAY_FIGURES"; } 2>/dev/null || echo 0)
 set +e

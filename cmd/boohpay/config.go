@@ -10,20 +10,26 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/boohpay/boohpay/jobs"
 )
 
 // config is the service's environment, parsed and checked once at start.
 type config struct {
-	DatabaseURL          string
-	HTTPAddr             string
-	LogLevel             slog.Level
-	LogFormat            string
-	AdminToken           string
-	MetricsToken         string
-	Role                 string
-	MigrateOnStart       bool
-	WebhookTimeout       time.Duration
-	WebhookMaxRetries    int
+	DatabaseURL       string
+	HTTPAddr          string
+	LogLevel          slog.Level
+	LogFormat         string
+	AdminToken        string
+	MetricsToken      string
+	Role              string
+	MigrateOnStart    bool
+	WebhookTimeout    time.Duration
+	WebhookMaxRetries int
+	// RecoverySchedule is the recovery tail; empty (not nil) when "off".
+	RecoverySchedule []time.Duration
+	// DisableAfter is WEBHOOK_DISABLE_AFTER; 0 never disables.
+	DisableAfter         time.Duration
 	SweepInterval        time.Duration
 	SweepBatch           int
 	WebhookRetention     time.Duration
@@ -57,6 +63,8 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		MigrateOnStart:       p.boolean("MIGRATE_ON_START", true),
 		WebhookTimeout:       p.duration("WEBHOOK_TIMEOUT", 10*time.Second),
 		WebhookMaxRetries:    p.integer("WEBHOOK_MAX_RETRIES", 5, 0, 25),
+		RecoverySchedule:     p.schedule("WEBHOOK_RECOVERY_SCHEDULE", jobs.RecoveryScheduleDefault),
+		DisableAfter:         p.durationOrZero("WEBHOOK_DISABLE_AFTER", 72*time.Hour),
 		SweepInterval:        p.duration("WEBHOOK_SWEEP_INTERVAL", 30*time.Second),
 		SweepBatch:           p.integer("WEBHOOK_SWEEP_BATCH", 50, 1, 10000),
 		WebhookRetention:     p.duration("WEBHOOK_RETENTION", 30*24*time.Hour),
@@ -164,6 +172,50 @@ func (p *envParser) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// durationOrZero is duration, with 0 allowed (meaning "never").
+func (p *envParser) durationOrZero(name string, def time.Duration) time.Duration {
+	v := p.getenv(name)
+	if v == "0" {
+		return 0
+	}
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		p.fail(name, v, "want a duration such as 72h, or 0 for never")
+		return def
+	}
+	return d
+}
+
+// schedule reads a comma-separated list of positive durations (at most
+// 20), or "off" for none.
+func (p *envParser) schedule(name string, def []time.Duration) []time.Duration {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	if v == "off" {
+		return []time.Duration{}
+	}
+	parts := strings.Split(v, ",")
+	if len(parts) > 20 {
+		p.fail(name, v, "want at most 20 steps")
+		return def
+	}
+	out := make([]time.Duration, len(parts))
+	for i, part := range parts {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil || d <= 0 {
+			p.fail(name, v, "want off, or comma-separated positive durations such as 5m,30m,2h,5h,10h,10h")
+			return def
+		}
+		out[i] = d
+	}
+	return out
 }
 
 func (p *envParser) integer(name string, def, lo, hi int) int {

@@ -28,12 +28,28 @@ func TestConfigDefaults(t *testing.T) {
 		MigrateOnStart:    true,
 		WebhookTimeout:    10 * time.Second,
 		WebhookMaxRetries: 5,
-		SweepInterval:     30 * time.Second,
-		SweepBatch:        50,
-		WebhookRetention:  30 * 24 * time.Hour,
-		ShutdownTimeout:   25 * time.Second,
-		DatabaseTimeout:   5 * time.Second,
+		// The recovery tail: 5m,30m,2h,5h,10h,10h (27 h 35 m after the fast cycle).
+		RecoverySchedule: []time.Duration{5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
+		DisableAfter:     72 * time.Hour,
+		SweepInterval:    30 * time.Second,
+		SweepBatch:       50,
+		WebhookRetention: 30 * 24 * time.Hour,
+		ShutdownTimeout:  25 * time.Second,
+		DatabaseTimeout:  5 * time.Second,
 	}, cfg)
+}
+
+func TestConfigRecoveryScheduleAndDisableAfter(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(env(map[string]string{"WEBHOOK_RECOVERY_SCHEDULE": "off", "WEBHOOK_DISABLE_AFTER": "0"}))
+	require.NoError(t, err)
+	require.NotNil(t, cfg.RecoverySchedule, "off is an empty schedule, not the default")
+	require.Empty(t, cfg.RecoverySchedule)
+	require.Zero(t, cfg.DisableAfter)
+	cfg, err = loadConfig(env(map[string]string{"WEBHOOK_RECOVERY_SCHEDULE": "1m, 90s,2h", "WEBHOOK_DISABLE_AFTER": "24h"}))
+	require.NoError(t, err)
+	require.Equal(t, []time.Duration{time.Minute, 90 * time.Second, 2 * time.Hour}, cfg.RecoverySchedule)
+	require.Equal(t, 24*time.Hour, cfg.DisableAfter)
 }
 
 func TestConfigFromEnv(t *testing.T) {
@@ -50,6 +66,8 @@ func TestConfigFromEnv(t *testing.T) {
 		"WEBHOOK_TIMEOUT":                "3s",
 		"WEBHOOK_MAX_RETRIES":            "0",
 		"WEBHOOK_SWEEP_INTERVAL":         "1m",
+		"WEBHOOK_RECOVERY_SCHEDULE":      "1m,1h",
+		"WEBHOOK_DISABLE_AFTER":          "1h",
 		"WEBHOOK_SWEEP_BATCH":            "200",
 		"WEBHOOK_RETENTION":              "168h",
 		"RIVER_POLL_ONLY":                "true",
@@ -72,6 +90,8 @@ func TestConfigFromEnv(t *testing.T) {
 		MigrateOnStart:       false,
 		WebhookTimeout:       3 * time.Second,
 		WebhookMaxRetries:    0,
+		RecoverySchedule:     []time.Duration{time.Minute, time.Hour},
+		DisableAfter:         time.Hour,
 		SweepInterval:        time.Minute,
 		SweepBatch:           200,
 		WebhookRetention:     7 * 24 * time.Hour,
@@ -105,6 +125,11 @@ func TestConfigErrors(t *testing.T) {
 		{"WEBHOOK_SWEEP_BATCH", "0", nil},
 		{"WEBHOOK_SWEEP_BATCH", "1.5", nil},
 		{"WEBHOOK_RETENTION", "30d", nil},
+		{"WEBHOOK_RECOVERY_SCHEDULE", "5m,,1h", nil},
+		{"WEBHOOK_RECOVERY_SCHEDULE", "5m,-1h", nil},
+		{"WEBHOOK_RECOVERY_SCHEDULE", "none", nil},
+		{"WEBHOOK_DISABLE_AFTER", "3d", nil},
+		{"WEBHOOK_DISABLE_AFTER", "-1h", nil},
 		{"RIVER_POLL_ONLY", "yes", nil},
 		{"ROLE", "admin", nil},
 		{"ROLE", "ALL", nil},

@@ -172,6 +172,8 @@ type sink struct {
 	maxDelay time.Duration
 	// hold, when set, decides per request how long to hold it (overrides maxDelay).
 	hold func() time.Duration
+	// down makes the endpoint answer 503 to everything (an outage).
+	down atomic.Bool
 
 	mu       sync.Mutex
 	received map[string]int // webhook-id → receipts
@@ -190,6 +192,10 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	if s.down.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
 	delay := time.Duration(0)

@@ -44,9 +44,15 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if retries == 0 {
 		retries = -1 // jobs.Config: 0 means the default, negative means none
 	}
+	disableAfter := cfg.DisableAfter
+	if disableAfter == 0 {
+		disableAfter = -1 // jobs.Config: 0 means the default, negative means never
+	}
 	riverClient, err := jobs.NewClient(pool, store, log, jobs.Config{
 		WebhookTimeout:    cfg.WebhookTimeout,
 		WebhookMaxRetries: retries,
+		RecoverySchedule:  cfg.RecoverySchedule,
+		DisableAfter:      disableAfter,
 		SweepInterval:     cfg.SweepInterval,
 		SweepBatch:        cfg.SweepBatch,
 		Retention:         cfg.WebhookRetention,

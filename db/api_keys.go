@@ -119,11 +119,18 @@ func (s *Store) APIKeyCreate(ctx context.Context, merchantID uuid.UUID, name *st
 // cannot both see another active key and leave none), and counts its active
 // keys. Returns ErrNotFound for an unknown merchant.
 func apiKeyLockActiveTx(ctx context.Context, tx pgx.Tx, merchantID uuid.UUID) (int, error) {
-	var active int
-	err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM api_keys WHERE merchant_id = m.id AND revoked_at IS NULL)
-		FROM merchants m WHERE m.id = $1 FOR UPDATE`, merchantID).Scan(&active)
-	if err != nil {
+	// Two statements: the count must be read after the lock is held. One
+	// statement would count from the snapshot it took before waiting for the
+	// lock, and two concurrent revocations of a merchant's last two keys
+	// would both see two.
+	var one int
+	if err := tx.QueryRow(ctx, `SELECT 1 FROM merchants WHERE id = $1 FOR UPDATE`, merchantID).Scan(&one); err != nil {
 		return 0, notFound(err)
+	}
+	var active int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM api_keys WHERE merchant_id = $1 AND revoked_at IS NULL`,
+		merchantID).Scan(&active); err != nil {
+		return 0, fmt.Errorf("counting api keys: %w", err)
 	}
 	return active, nil
 }

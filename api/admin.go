@@ -1,7 +1,6 @@
 package api
 
 import (
-	"crypto/subtle"
 	"net/http"
 	"strings"
 
@@ -9,7 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/boohpay/boohpay/db"
-	"github.com/boohpay/boohpay/jobs"
+	"github.com/boohpay/boohpay/netguard"
 )
 
 // requireAdmin guards /admin. With no ADMIN_TOKEN every /admin route answers
@@ -28,7 +27,7 @@ func requireAdmin(token string) echo.MiddlewareFunc {
 				return echo.ErrNotFound
 			}
 			req := c.Request()
-			if subtle.ConstantTimeCompare([]byte(adminTokenFrom(req)), []byte(token)) != 1 {
+			if !tokenEqual(adminTokenFrom(req), token) {
 				c.Response().Header().Set("WWW-Authenticate", `Basic realm="BoohPay admin", charset="UTF-8"`)
 				return &db.Error{Code: db.EUnauthorized,
 					Message: "the admin token is required: Authorization: Bearer <ADMIN_TOKEN>, or basic auth with it as the password"}
@@ -92,7 +91,7 @@ func handleAdminMerchantCreate(store *db.Store, allowPrivateNetworks bool) echo.
 		}
 		ctx := c.Request().Context()
 		if webhookURL != "" {
-			if err := jobs.ValidateURL(ctx, webhookURL, allowPrivateNetworks); err != nil {
+			if err := netguard.CheckURL(ctx, webhookURL, allowPrivateNetworks); err != nil {
 				return invalidField("webhook_url", "webhook_url: "+err.Error())
 			}
 		}

@@ -184,7 +184,7 @@ func TestAdminMerchantCreateValidates(t *testing.T) {
 		{map[string]any{}, 422, db.EValidation, "name"},
 		{map[string]any{"name": "   "}, 422, db.EValidation, "name"},
 		{map[string]any{"name": strings.Repeat("n", 201)}, 422, db.EValidation, "name"},
-		{map[string]any{"name": "Tab\x00"}, 422, db.EValidation, "name"},
+		{map[string]any{"name": "Tab\x00"}, 400, db.EInvalid, "name"},
 		{map[string]any{"name": "X", "webhook_url": "ftp://shop.example.com"}, 422, db.EValidation, "webhook_url"},
 		{map[string]any{"name": "X", "webhook_url": "http://127.0.0.1:8080/hooks"}, 422, db.EValidation, "webhook_url"},
 		{map[string]any{"name": "X", "webhook_url": "http://169.254.169.254/latest"}, 422, db.EValidation, "webhook_url"},

@@ -2,16 +2,18 @@ package api
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
@@ -45,55 +47,107 @@ func decodeJSON(c echo.Context, dst any) ([]byte, error) {
 	if !utf8.Valid(body) {
 		return nil, invalid("", "the request body is not valid UTF-8")
 	}
-	// json.Decode accepts null for a struct and leaves it untouched: a
-	// body of null would pass as {}.
+	// Unmarshal accepts null for a struct and leaves it untouched: a body
+	// of null would pass as {}.
 	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
 		return nil, invalid("", "the request body must be a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(dst); err != nil {
-		return nil, jsonError(err, body)
-	}
-	if dec.More() {
-		return nil, invalid("", "the request body must hold one JSON object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, invalid("", "the request body must hold one JSON object")
+	// encoding/json/v2 semantics: member names match exactly (AMOUNT is
+	// not amount), a name given twice, trailing data and invalid UTF-8
+	// are errors, and unknown members are refused.
+	if err := json.Unmarshal(body, dst, json.RejectUnknownMembers(true)); err != nil {
+		return nil, jsonError(err, reflect.TypeOf(dst))
 	}
 	return body, nil
 }
 
-// jsonError words a decoding error of body, naming the field at fault by
-// its path ("metadata.n", not just "metadata").
-func jsonError(err error, body []byte) error {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
+// jsonError turns a decoding error into a 400 naming the field at fault, as
+// a dotted path of dst's fields (a map's keys are the client's: not named).
+func jsonError(err error, dst reflect.Type) error {
+	var semErr *json.SemanticError
+	var synErr *jsontext.SyntacticError
 	switch {
-	case errors.As(err, &typeErr):
+	case errors.As(err, &semErr):
 		// Field names and map keys come from the client: clipped, so an
 		// error never echoes a megabyte back.
-		field := clip(typeErr.Field)
-		if field == "" {
+		field := fieldPath(dst, semErr.JSONPointer)
+		if !cleanText(field, "") {
+			field = ""
+		}
+		field = clip(field)
+		switch {
+		case errors.Is(semErr.Err, json.ErrUnknownName):
+			if field == "" {
+				return invalid("", "unknown field")
+			}
+			return invalid(field, fmt.Sprintf("unknown field %q", field))
+		case errors.Is(semErr.Err, jsontext.ErrDuplicateName):
+			return invalid(field, "the request body names a member twice")
+		case field == "" || semErr.GoType == nil:
 			return invalid("", "the request body must be a JSON object")
 		}
-		if path := jsonPathAt(body, typeErr.Offset); path != "" {
-			field = path
+		return invalid(field, fmt.Sprintf("%s must be %s", field, jsonTypeName(semErr.GoType)))
+	case errors.As(err, &synErr), errors.Is(err, io.ErrUnexpectedEOF):
+		if errors.Is(err, jsontext.ErrDuplicateName) {
+			return invalid("", "the request body names a member twice")
 		}
-		return invalid(field, fmt.Sprintf("%s must be %s", field, jsonTypeName(typeErr.Type.Kind().String())))
-	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
 		return invalid("", "the request body is not valid JSON")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := clip(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`))
-		return invalid(field, fmt.Sprintf("unknown field %q", field))
 	}
-	return invalid("", "the request body is not valid JSON: "+err.Error())
+	return invalid("", "the request body is not valid JSON")
 }
 
-// jsonTypeName names a Go kind as JSON calls it, with its article.
-func jsonTypeName(kind string) string {
-	switch kind {
+// fieldPath names where ptr points in a value of type t, as a path:
+// "metadata.n", "recipient.phone", "enabled_events[1]". Struct members go by
+// their JSON names; the path ends at the first name t does not have (an
+// unknown field).
+func fieldPath(t reflect.Type, ptr jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range ptr.Tokens() {
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			b.WriteString("[" + tok + "]")
+			t = t.Elem()
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+		switch {
+		case t == nil:
+		case t.Kind() == reflect.Map:
+			t = t.Elem()
+		case t.Kind() == reflect.Struct:
+			f, ok := fieldByJSONName(t, tok)
+			if !ok {
+				return b.String()
+			}
+			t = f.Type
+		default:
+			t = nil
+		}
+	}
+	return b.String()
+}
+
+func fieldByJSONName(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// jsonTypeName names a Go type as JSON calls it, with its article.
+func jsonTypeName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch kind := t.Kind().String(); kind {
 	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
 		return "an integer"
 	case "float32", "float64":
@@ -104,8 +158,9 @@ func jsonTypeName(kind string) string {
 		return "an array"
 	case "bool":
 		return "a boolean"
+	default:
+		return "a " + kind
 	}
-	return "a " + kind
 }
 
 // invalid is a 400 for a malformed request, naming the parameter at fault.

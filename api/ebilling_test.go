@@ -193,12 +193,21 @@ func TestEBillingCallbackMalformed(t *testing.T) {
 	require.Equal(t, db.PaymentPending, b.paymentNow(p.ID).Status)
 }
 
-func TestEBillingTokenValid(t *testing.T) {
+// TestTokenEqual: the one comparison of a client's token with ours (admin,
+// metrics, eBilling). It compares SHA-256 digests, always 32 bytes each, so
+// a shorter, longer or empty token costs the same as a wrong one of the
+// right length (subtle.ConstantTimeCompare on the raw tokens returns at once
+// when the lengths differ: the length leaked).
+func TestTokenEqual(t *testing.T) {
 	t.Parallel()
-	require.True(t, ebillingTokenValid("abc", "abc"))
-	require.False(t, ebillingTokenValid("abd", "abc"))
-	require.False(t, ebillingTokenValid("ab", "abc"))
-	require.False(t, ebillingTokenValid("", ""), "an empty token never passes")
+	require.True(t, tokenEqual("abc", "abc"))
+	require.False(t, tokenEqual("abd", "abc"))
+	require.False(t, tokenEqual("ab", "abc"))
+	require.False(t, tokenEqual("abcd", "abc"))
+	require.False(t, tokenEqual("abc\x00", "abc"))
+	require.False(t, tokenEqual("", ""), "an empty token never passes")
+	require.False(t, tokenEqual("", "abc"))
+	require.False(t, tokenEqual("abc", ""), "no token configured: nothing matches")
 }
 
 // FuzzEBillingCallback: the form parser never panics; what it accepts is

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -62,6 +63,8 @@ type hostileBundle struct {
 	logs  *logBuffer
 
 	key, otherKey, revokedKey string
+	// family is the one corpus() cases are added to now.
+	family string
 	// Our objects and the other merchant's.
 	payment, payout, event, delivery                     string
 	otherPayment, otherPayout, otherEvent, otherDelivery string
@@ -145,6 +148,8 @@ type hostileCase struct {
 	body   []byte
 	// gone: the client closed its connection before the answer.
 	gone bool
+	// family groups cases for the counts in docs/RELIABILITY.md.
+	family string
 }
 
 func (b *hostileBundle) send(c hostileCase) *response {
@@ -293,6 +298,13 @@ func TestHostileInputCorpus(t *testing.T) {
 	files, err := filepath.Glob("testdata/hostile/*.http")
 	require.NoError(t, err)
 	t.Logf("%d generated cases, %d raw requests in testdata/hostile", len(cases), len(files))
+	families := map[string]int{}
+	for _, c := range cases {
+		families[c.family]++
+	}
+	for _, f := range slices.Sorted(maps.Keys(families)) {
+		t.Logf("%5d  %s", families[f], f)
+	}
 	require.GreaterOrEqual(t, len(cases)+len(files), 200, "the issue asks for at least 200")
 
 	before := b.snapshot()
@@ -300,10 +312,15 @@ func TestHostileInputCorpus(t *testing.T) {
 		before = b.check(t, c, before)
 	}
 
-	// The raw requests, over real connections, all at once (an answer may
-	// take a quiet second to be sure nothing follows it); then nothing may
-	// have been written.
-	srv := httptest.NewServer(b.e)
+	// The raw requests, over real connections, all at once, to the server
+	// as serve builds it, with short limits: it closes each connection once
+	// it has answered (idle) or given up on a body that never comes, and
+	// that close is the event each sender waits for; then nothing may have
+	// been written.
+	srv := httptest.NewUnstartedServer(b.e)
+	srv.Config = api.NewHTTPServer(b.e, api.ServerLimits{ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second,
+		IdleTimeout: 200 * time.Millisecond})
+	srv.Start()
 	t.Cleanup(srv.Close)
 	// Goroutines, not parallel subtests: -parallel defaults to GOMAXPROCS.
 	problems := make([][]string, len(files))
@@ -352,6 +369,7 @@ func (b *hostileBundle) corpus() []hostileCase {
 		if c.name == "" {
 			c.name = c.method + " " + c.target
 		}
+		c.family = b.family
 		cases = append(cases, c)
 	}
 	admin := "Bearer " + hostileAdminToken
@@ -360,6 +378,7 @@ func (b *hostileBundle) corpus() []hostileCase {
 	}
 	someID := uuid.NewString()
 
+	b.family = "malformed JSON bodies and non-JSON content types × every JSON route"
 	// JSON bodies: every route that reads one, with its valid body.
 	type jsonRoute struct {
 		method, path, auth, valid string
@@ -414,6 +433,7 @@ func (b *hostileBundle) corpus() []hostileCase {
 		}
 	}
 
+	b.family = "field by field: wrong types, huge numbers, bounds, SQL meta-characters, odd URLs"
 	// Field by field: wrong types, huge numbers, values out of bounds, SQL
 	// meta-characters where they cannot be valid.
 	fields := map[string][]struct {
@@ -487,6 +507,7 @@ func (b *hostileBundle) corpus() []hostileCase {
 		}
 	}
 
+	b.family = "ids in paths: malformed, other merchants', other types"
 	// Ids in paths: not UUIDs, SQL, traversal, other merchants' objects,
 	// objects of another type.
 	type idRoute struct {
@@ -521,6 +542,7 @@ func (b *hostileBundle) corpus() []hostileCase {
 				target: fmt.Sprintf(r.pattern, id), auth: r.auth, body: body})
 		}
 	}
+	b.family = "path traversal towards other routes"
 	// Traversal towards other routes.
 	for _, target := range []string{"/v1/payments/../../admin/merchants", "/v1/payments/%2e%2e/%2e%2e/admin/merchants",
 		"/v1/payments/..%2f..%2fadmin/merchants", "/v1//payments/" + b.payment + "/../../admin/merchants", "/v1/payments/" + b.payment + "/../../../etc/passwd",
@@ -528,6 +550,7 @@ func (b *hostileBundle) corpus() []hostileCase {
 		add(hostileCase{name: "traversal " + target, method: "POST", target: target, body: []byte(`{"name":"Evil"}`)})
 	}
 
+	b.family = "list parameters"
 	// List parameters.
 	lists := []struct {
 		path, auth, filter string
@@ -555,6 +578,7 @@ func (b *hostileBundle) corpus() []hostileCase {
 		}
 	}
 
+	b.family = "wrong methods"
 	// Wrong methods.
 	for _, m := range []struct{ methods, path, auth string }{
 		{"DELETE PATCH PUT", "/v1/payments", ""},
@@ -589,6 +613,7 @@ func (b *hostileBundle) corpus() []hostileCase {
 		}
 	}
 
+	b.family = "bad credentials × merchant routes"
 	// Credentials.
 	merchantRoutes := []struct{ method, path, body string }{
 		{"GET", "/v1/payments", ""},
@@ -631,6 +656,7 @@ func (b *hostileBundle) corpus() []hostileCase {
 		}
 	}
 
+	b.family = "bad Idempotency-Keys"
 	// Idempotency-Key: too long, not text, injected; each with a valid body.
 	for _, key := range []string{strings.Repeat("k", 256), "\xff\xfe", "nul\x00key", "crlf\r\nX-Injected: 1", "ctl\x07"} {
 		for _, r := range merchantRoutes[1:3] {
@@ -639,6 +665,7 @@ func (b *hostileBundle) corpus() []hostileCase {
 		}
 	}
 
+	b.family = "provider webhooks: unsigned, mis-signed, stale, signed garbage"
 	// Provider webhooks: unsigned, badly signed, stale, signed garbage.
 	stripeBody := []byte(`{"id":"evt_hostile","object":"event","type":"payment_intent.succeeded","created":1700000000,` +
 		`"data":{"object":{"id":"pi_hostile","object":"payment_intent","amount":5000,"currency":"xaf","status":"succeeded",` +
@@ -728,6 +755,7 @@ func (b *hostileBundle) corpus() []hostileCase {
 	ebilling("json body", tok, "application/json", `{"reference":"`+b.payment+`"}`)
 	ebilling("10 MB form", tok, formCT, "billingid="+strings.Repeat("b", 10<<20))
 
+	b.family = "ops routes: /metrics, /admin and the River UI without or with wrong tokens, cross-site writes"
 	// Ops routes.
 	for _, a := range []struct {
 		name string
@@ -767,16 +795,132 @@ func (b *hostileBundle) corpus() []hostileCase {
 	}
 	add(hostileCase{name: "river ui: unknown job", method: "GET", target: "/admin/river/api/jobs/999999999", auth: admin})
 	add(hostileCase{name: "river ui: job id not a number", method: "GET", target: "/admin/river/api/jobs/abc", auth: admin})
+	b.family = "clients that hang up; unknown routes"
 	// Clients that hang up mid-request: not a server error.
 	add(hostileCase{name: "client gone: list", method: "GET", target: "/v1/payments", gone: true})
 	add(hostileCase{name: "client gone: create", method: "POST", target: "/v1/payments", gone: true,
 		body: []byte(`{"amount":5000,"currency":"XAF","gateway":"sandbox"}`)})
 	add(hostileCase{name: "client gone: admin", method: "POST", target: "/admin/merchants", auth: admin, gone: true, body: []byte(`{"name":"Gone"}`)})
+	b.trustBoundaryCases(add)
+	b.family = "clients that hang up; unknown routes"
 	add(hostileCase{name: "unknown route", method: "GET", target: "/v2/payments"})
 	add(hostileCase{name: "unknown deep route", method: "GET", target: "/v1/payments/" + b.payment + "/refund/now"})
 	add(hostileCase{name: "dotfile", method: "GET", target: "/.env", auth: "-"})
 	add(hostileCase{name: "git config", method: "GET", target: "/.git/config", auth: "-"})
 	return cases
+}
+
+// ssrfSpellings are the URL hosts for a private address that a black-box
+// attack (issue 13) got accepted: IPv6 zones, IPv4 inside IPv6, numeric
+// spellings of 127.0.0.1, and localhost's absolute form.
+var ssrfSpellings = []string{"[::1%25lo]", "[::%25lo]", "[::1%251]", "[fe80::1%25eth0]", "[fd00:ec2::254%25eth0]",
+	"[::127.0.0.1]", "[64:ff9b:1::7f00:1]", "[2002:7f00:1::1]", "127.1", "2130706433", "0x7f000001", "017700000001", "localhost."}
+
+// badText are query values that are not clean text: NUL, invalid UTF-8, an
+// overlong NUL, an encoded surrogate, C0 and C1 controls, DEL.
+var badText = []string{"%00", "%ff", "%c0%80", "%ed%a0%80", "%01", "%1b%5b31m", "%7f", "%c2%85", "a%0d%0ab"}
+
+// trustBoundaryCases are issue 13's findings, each one a family of cases:
+// every SSRF spelling where a URL is set, hostile bytes in every query,
+// header and JSON string (metadata included), duplicate and case-variant
+// JSON keys, a NUL in a signed provider event's id, and the River UI.
+func (b *hostileBundle) trustBoundaryCases(add func(hostileCase)) {
+	admin := "Bearer " + hostileAdminToken
+	b.family = "SSRF spellings (zones, IPv4 in IPv6, numeric hosts, localhost.) × PUT /v1/webhook-endpoint, POST /admin/merchants"
+	for _, host := range ssrfSpellings {
+		url := `"http://` + host + `:8080/x"`
+		add(hostileCase{name: "PUT /v1/webhook-endpoint: url " + host, method: "PUT", target: "/v1/webhook-endpoint",
+			body: []byte(`{"url":` + url + `}`)})
+		add(hostileCase{name: "POST /admin/merchants: webhook_url " + host, method: "POST", target: "/admin/merchants", auth: admin,
+			body: []byte(`{"name":"Evil","webhook_url":` + url + `}`)})
+	}
+
+	b.family = "queries with NUL, invalid UTF-8, controls, malformed escapes × list routes"
+	for _, l := range []struct{ path, auth, param string }{
+		{"/v1/events", "", "type"}, {"/v1/events", "", "limit"}, {"/v1/events", "", "starting_after"},
+		{"/v1/payments", "", "status"}, {"/v1/payouts", "", "status"}, {"/v1/webhook-deliveries", "", "status"},
+		{"/admin/webhook-failures", admin, "merchant_id"}, {"/v1/payments", "", "x"},
+	} {
+		for _, v := range badText {
+			add(hostileCase{name: fmt.Sprintf("bad text: GET %s?%s=%s", l.path, l.param, v), method: "GET", target: l.path + "?" + l.param + "=" + v, auth: l.auth})
+		}
+		add(hostileCase{name: fmt.Sprintf("GET %s?%s: malformed escape", l.path, l.param), method: "GET", target: l.path + "?" + l.param + "=%zz", auth: l.auth})
+		add(hostileCase{name: fmt.Sprintf("GET %s: NUL in a parameter name beside %s", l.path, l.param), method: "GET", target: l.path + "?a%00b=1&" + l.param + "=", auth: l.auth})
+	}
+
+	b.family = "headers with NUL, invalid UTF-8, controls (X-Request-Id included)"
+	override := `{"status":"AUTHORIZED","reason":"hostile"}`
+	for _, h := range [][2]string{{"X-Request-Id", "\xff\xfe"}, {"X-Request-Id", "id\x00"}, {"User-Agent", "\xc0\x80"},
+		{"X-Anything", "\x01"}, {"Accept", "\xed\xa0\x80"}} {
+		add(hostileCase{name: fmt.Sprintf("admin override: %s %q", h[0], h[1]), method: "POST", target: "/admin/payments/" + b.payment + "/status",
+			auth: admin, body: []byte(override), header: [][2]string{h}})
+		add(hostileCase{name: fmt.Sprintf("POST /v1/payments: %s %q", h[0], h[1]), method: "POST", target: "/v1/payments",
+			body: []byte(`{"amount":5000,"currency":"XAF","gateway":"sandbox"}`), header: [][2]string{h}})
+	}
+
+	b.family = "JSON strings with NUL or controls (metadata included); duplicate and case-variant keys"
+	payment := `{"amount":5000,"currency":"XAF","gateway":"sandbox",`
+	for name, body := range map[string]string{
+		"metadata NUL in a key":         payment + `"metadata":{"a\u0000":"v"}}`,
+		"metadata NUL in a value":       payment + `"metadata":{"k":"v\u0000"}}`,
+		"metadata escape in a value":    payment + `"metadata":{"k":"\u001b[31m"}}`,
+		"metadata C1 in a key":          payment + `"metadata":{"\u0085":"v"}}`,
+		"metadata lone surrogate":       payment + `"metadata":{"k":"\ud800"}}`,
+		"metadata key twice":            payment + `"metadata":{"k":"a","k":"b"}}`,
+		"metadata key case variants":    payment + `"metadata":{"k":"a","K":"b"}}`,
+		"metadata key Kelvin sign":      payment + `"metadata":{"k":"a","\u212a":"b"}}`,
+		"amount twice":                  `{"amount":1,"amount":900000,"currency":"XAF","gateway":"sandbox"}`,
+		"AMOUNT":                        `{"AMOUNT":900000,"currency":"XAF","gateway":"sandbox"}`,
+		"amount and Amount":             `{"amount":1,"Amount":900000,"currency":"XAF","gateway":"sandbox"}`,
+		"Currency":                      `{"amount":5000,"Currency":"XAF","gateway":"sandbox"}`,
+		"NUL in a member name":          payment + `"a\u0000b":"x"}`,
+		"description with a NUL":        payment + `"description":"x\u0000y"}`,
+		"description with a backspace":  payment + `"description":"x\by"}`,
+		"reference with an escape":      payment + `"reference":"\u001b]0;pwned\u0007"}`,
+		"provider_reference with a NUL": payment + `"provider_reference":"pi_\u0000"}`,
+	} {
+		add(hostileCase{name: "POST /v1/payments: " + name, method: "POST", target: "/v1/payments", body: []byte(body)})
+	}
+	for name, body := range map[string]string{
+		"recipient key twice":       `{"amount":2500,"currency":"XOF","provider":"sandbox","recipient":{"phone":"+221700000000","phone":"+1"}}`,
+		"recipient key case":        `{"amount":2500,"currency":"XOF","provider":"sandbox","recipient":{"phone":"+221700000000","PHONE":"+1"}}`,
+		"recipient name with a NUL": `{"amount":2500,"currency":"XOF","provider":"sandbox","recipient":{"phone":"+221700000000","name":"a\u0000"}}`,
+		"PROVIDER":                  `{"amount":2500,"currency":"XOF","PROVIDER":"sandbox","recipient":{"phone":"+221700000000"}}`,
+	} {
+		add(hostileCase{name: "POST /v1/payouts: " + name, method: "POST", target: "/v1/payouts", body: []byte(body)})
+	}
+	add(hostileCase{name: "PUT /v1/webhook-endpoint: url twice", method: "PUT", target: "/v1/webhook-endpoint",
+		body: []byte(`{"url":"https://merchant.example.com/a","url":"http://127.0.0.1/"}`)})
+	add(hostileCase{name: "PUT /v1/webhook-endpoint: URL", method: "PUT", target: "/v1/webhook-endpoint",
+		body: []byte(`{"URL":"https://merchant.example.com/a"}`)})
+	add(hostileCase{name: "admin override: status twice", method: "POST", target: "/admin/payments/" + b.payment + "/status", auth: admin,
+		body: []byte(`{"status":"AUTHORIZED","status":"SUCCEEDED","reason":"hostile"}`)})
+
+	b.family = "signed provider events with a NUL in their ids"
+	// A signed Moneroo event of a type we do not map, with a NUL in its id:
+	// as JSON, and as a body whose Content-Type does not say JSON.
+	for _, body := range []string{`{"event":"payment.refunded","data":{"id":"py_\u0000x"}}`, `{"event":"payout.reversed","data":{"id":"\u0000"}}`,
+		`{"event":"payment.refunded","data":{"id":"py_\u0000x","ID":"py_1"}}`} {
+		sig := hmacHex(hostileMonerooSecret, []byte(body))
+		for _, ct := range []string{"application/json", "text/plain"} {
+			add(hostileCase{name: fmt.Sprintf("moneroo: signed %s, %s", body, ct), method: "POST", target: "/v1/webhooks/moneroo", auth: "-",
+				body: []byte(body), header: [][2]string{{"X-Moneroo-Signature", sig}, {"Content-Type", ct}}})
+		}
+	}
+	stripeBody := []byte(`{"id":"evt_\u0000","object":"event","type":"payment_intent.created","data":{"object":{"id":"pi_1"}}}`)
+	add(hostileCase{name: "stripe: signed event id with a NUL", method: "POST", target: "/v1/webhooks/stripe", auth: "-", body: stripeBody,
+		header: [][2]string{{"Stripe-Signature", stripeHeaderAt(hostileStripeSecret, time.Now(), stripeBody)}}})
+
+	b.family = "River UI paths, queries and bodies with NUL or invalid UTF-8"
+	// River UI paths and queries with NUL or invalid UTF-8, with the admin token.
+	for _, target := range []string{"/admin/river/%00", "/admin/river/%ff", "/admin/river/jobs/%00", "/admin/river/api/jobs/%ff",
+		"/admin/river/api/jobs/%00", "/admin/river/api/queues/%00", "/admin/river/api/queues/%ff%fe", "/admin/river/api/jobs?state=%00",
+		"/admin/river/api/jobs?state=%ff", "/admin/river/api/jobs?kinds=%00", "/admin/river/api/jobs?queues=%c0%80", "/admin/river/api/jobs?limit=%00",
+		"/admin/river/api/states?x=%ff", "/admin/river/?q=%00"} {
+		add(hostileCase{name: "river ui: " + target, method: "GET", target: target, auth: admin})
+	}
+	add(hostileCase{name: "river ui: cancel a NUL id", method: "POST", target: "/admin/river/api/jobs/cancel", auth: admin,
+		body: []byte(`{"ids":["\u0000"]}`)})
 }
 
 // withField returns the JSON object base with field set to raw (raw JSON).
@@ -852,10 +996,9 @@ type rawResponse struct {
 }
 
 // sendRaw writes raw to addr and reads every response until the server
-// closes the connection or stays quiet; at least one must come. Only when
-// none comes (the server waits for the rest of a body) does it close its
-// side for writing: Go's server cancels a request's context when the client
-// half-closes, which would test that instead of the request.
+// closes the connection: after its idle timeout once it has answered, or
+// after its read timeout when it waits for the rest of a body. At least one
+// answer must come. The read deadline is only a safety net far beyond both.
 func sendRaw(addr string, raw []byte) ([]rawResponse, error) {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -864,31 +1007,22 @@ func sendRaw(addr string, raw []byte) ([]rawResponse, error) {
 	defer conn.Close()
 	// Written while the answers are read: the server may answer (a 413,
 	// say) and stop reading long before a 10 MB request is written.
-	_ = conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Minute))
 	go func() { _, _ = conn.Write(raw) }()
 	r := bufio.NewReader(conn)
 	var out []rawResponse
-	read := func(quiet time.Duration) {
-		for {
-			if len(out) > 0 {
-				quiet = 500 * time.Millisecond // a pipelined answer follows at once
+	for {
+		res, err := http.ReadResponse(r, nil)
+		if err != nil {
+			var netErr net.Error
+			if errors.As(err, &netErr) && netErr.Timeout() {
+				return out, fmt.Errorf("the server kept the connection open for 2 minutes after %d answers", len(out))
 			}
-			_ = conn.SetReadDeadline(time.Now().Add(quiet))
-			res, err := http.ReadResponse(r, nil)
-			if err != nil {
-				return
-			}
-			body, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			out = append(out, rawResponse{res.StatusCode, res.Header, body})
+			break // closed (EOF or reset): the server is done with this connection
 		}
-	}
-	read(2 * time.Second)
-	if len(out) == 0 {
-		if tc, ok := conn.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
-		read(5 * time.Second)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		out = append(out, rawResponse{res.StatusCode, res.Header, body})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no answer to %q", raw[:min(len(raw), 200)])

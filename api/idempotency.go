@@ -31,7 +31,7 @@ func createIdempotent(c echo.Context, store *db.Store, body []byte, create creat
 	ctx := c.Request().Context()
 	merchant := merchantOf(c)
 	key := c.Request().Header.Get("Idempotency-Key")
-	if len(key) > maxIdempotencyKeyLen {
+	if utf8.RuneCountInString(key) > maxIdempotencyKeyLen { // characters, not bytes
 		return invalid("Idempotency-Key", "Idempotency-Key must be at most 255 characters")
 	}
 	// Stored as Postgres text: invalid UTF-8 or a NUL would fail the

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +50,17 @@ func routeTemplates(e *echo.Echo) map[string]bool {
 		}
 	}
 	return routes
+}
+
+// initRouteMetrics starts every route's HTTP series at zero.
+func initRouteMetrics(m *metrics.Metrics, e *echo.Echo) {
+	var routes [][2]string
+	for _, r := range e.Routes() {
+		if r.Method != echo.RouteNotFound && r.Method != "" && !strings.Contains(r.Path, "*") {
+			routes = append(routes, [2]string{r.Method, r.Path})
+		}
+	}
+	m.InitRoutes(routes)
 }
 
 // handleMetrics serves GET /metrics from the service's own registry.

@@ -73,6 +73,9 @@ func parseMonerooEvent(body []byte) (*providerEvent, error) {
 	if err := checkStorable(body); err != nil {
 		return nil, err
 	}
+	if err := checkJSONText(body); err != nil {
+		return nil, err
+	}
 	var e monerooEvent
 	if err := json.Unmarshal(body, &e); err != nil {
 		return nil, invalid("", "the request body is not a Moneroo event")
@@ -83,11 +86,13 @@ func parseMonerooEvent(body []byte) (*providerEvent, error) {
 	objectID := looseString(e.Data.ID)
 	ev := &providerEvent{Provider: "moneroo", Type: e.Event, Payload: body}
 	m, known := monerooEvents[e.Event]
-	if known {
+	// The id becomes part of a key we index and store, for every event
+	// type: a NUL in an unmapped event's id once reached Postgres as is.
+	if known || objectID != "" {
 		if err := checkKey("data.id", objectID); err != nil {
 			return nil, err
 		}
-	} else if objectID == "" {
+	} else {
 		sum := sha256.Sum256(body)
 		objectID = "sha256-" + hex.EncodeToString(sum[:])
 	}

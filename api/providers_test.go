@@ -312,7 +312,9 @@ func TestProviderWebhooksCounted(t *testing.T) {
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			got[labels["provider"]+" "+labels["type"]+" "+labels["result"]] = m.GetCounter().GetValue()
+			if v := m.GetCounter().GetValue(); v != 0 { // every known series starts at 0
+				got[labels["provider"]+" "+labels["type"]+" "+labels["result"]] = v
+			}
 		}
 	}
 	require.Equal(t, map[string]float64{

@@ -21,7 +21,7 @@ func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store, m *m
 	}
 	e.GET("/openapi.yaml", handleOpenAPI())
 
-	v1 := e.Group("/v1", requireMerchant(store))
+	v1 := e.Group("/v1", requireMerchant(store), rateLimitPerKey(cfg.RateLimit))
 	v1.RouteNotFound("/*", notFoundOrNotAllowed(e))
 
 	// Payments, payouts, events.

@@ -28,6 +28,10 @@ type Config struct {
 	MonerooWebhookSecret  string // MONEROO_WEBHOOK_SECRET
 	EBillingCallbackToken string // EBILLING_CALLBACK_TOKEN, expected in ?token=
 
+	// RateLimit is each API key's allowance in requests a second (burst
+	// twice that); 0 leaves the merchant API unlimited.
+	RateLimit float64
+
 	// OpsOnly serves only /healthz, /readyz and /metrics: a ROLE=worker process.
 	OpsOnly bool
 
@@ -58,7 +62,7 @@ func NewServer(cfg Config, log *slog.Logger, store *db.Store, m *metrics.Metrics
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = newErrorHandler(log)
-	e.Use(middleware.RequestID())
+	e.Use(requestID())
 	e.Use(recordRequests(m, e))
 	e.Use(requestLogger(log))
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
@@ -69,8 +73,34 @@ func NewServer(cfg Config, log *slog.Logger, store *db.Store, m *metrics.Metrics
 	}))
 	e.Use(middleware.BodyLimit(maxBodyBytes))
 	e.Use(boundDatabaseWait(cmp.Or(cfg.DatabaseTimeout, databaseTimeoutDefault)))
+	e.Use(checkInput())
 	addRoutes(e, cfg, log, store, m)
+	initRouteMetrics(m, e)
 	return e
+}
+
+// ServerLimits bound what one client can hold of the HTTP server; zero
+// fields take the defaults.
+type ServerLimits struct {
+	ReadHeaderTimeout time.Duration // request line and headers (10s)
+	ReadTimeout       time.Duration // the whole request, body included (30s)
+	WriteTimeout      time.Duration // from the end of the headers to the end of the answer (60s)
+	IdleTimeout       time.Duration // a keep-alive connection between requests (60s)
+	MaxHeaderBytes    int           // request line and headers (64 KiB; more answers 431)
+}
+
+// NewHTTPServer wraps h in an http.Server with limits, so that a slow or
+// idle client cannot hold a connection: one body byte every few seconds,
+// headers that never end, or a keep-alive connection left open.
+func NewHTTPServer(h http.Handler, limits ServerLimits) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cmp.Or(limits.ReadHeaderTimeout, 10*time.Second),
+		ReadTimeout:       cmp.Or(limits.ReadTimeout, 30*time.Second),
+		WriteTimeout:      cmp.Or(limits.WriteTimeout, 60*time.Second),
+		IdleTimeout:       cmp.Or(limits.IdleTimeout, 60*time.Second),
+		MaxHeaderBytes:    cmp.Or(limits.MaxHeaderBytes, 64<<10),
+	}
 }
 
 // requestLogger logs one line per request with its id; never headers or

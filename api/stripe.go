@@ -133,6 +133,9 @@ func parseStripeEvent(body []byte) (*providerEvent, error) {
 	if err := checkStorable(body); err != nil {
 		return nil, err
 	}
+	if err := checkJSONText(body); err != nil {
+		return nil, err
+	}
 	var e stripeEvent
 	if err := json.Unmarshal(body, &e); err != nil {
 		return nil, invalid("", "the request body is not a Stripe event")

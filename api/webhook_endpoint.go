@@ -10,7 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/boohpay/boohpay/db"
-	"github.com/boohpay/boohpay/jobs"
+	"github.com/boohpay/boohpay/netguard"
 )
 
 // The old service's single-endpoint routes, kept for existing integrations:
@@ -74,7 +74,7 @@ func checkEndpointURL(c echo.Context, url *string, allowPrivateNetworks bool) er
 	if err := checkText("url", url, 2048); err != nil {
 		return err
 	}
-	if err := jobs.ValidateURL(c.Request().Context(), *url, allowPrivateNetworks); err != nil {
+	if err := netguard.CheckURL(c.Request().Context(), *url, allowPrivateNetworks); err != nil {
 		return invalidField("url", "url: "+err.Error())
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/boohpay/boohpay/db"
+	"github.com/boohpay/boohpay/netguard"
 	"github.com/boohpay/boohpay/signing"
 )
 
@@ -137,12 +138,15 @@ func newDeliveryWorker(store *db.Store, log *slog.Logger, cfg Config) *DeliveryW
 func newHTTPClient(cfg Config) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
-			DialContext:         newDialer(cfg.WebhookTimeout, cfg.AllowPrivateNetworks).DialContext,
+			DialContext:         netguard.Dialer(cfg.WebhookTimeout, cfg.AllowPrivateNetworks).DialContext,
 			ForceAttemptHTTP2:   true,
 			MaxIdleConns:        256,
 			MaxIdleConnsPerHost: 32,
 			IdleConnTimeout:     90 * time.Second,
 			TLSHandshakeTimeout: cfg.WebhookTimeout,
+			// A merchant's headers are read whole before anything else;
+			// Go's default allows 10 MB of them.
+			MaxResponseHeaderBytes: 64 << 10,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -410,6 +414,9 @@ func (w *DeliveryWorker) send(ctx context.Context, t *db.DeliveryTarget) *attemp
 	start := time.Now()
 	a := w.post(ctx, t, start)
 	a.duration = time.Since(start)
+	if a.err != nil {
+		a.err = boundedError{a.err}
+	}
 	return a
 }
 
@@ -478,7 +485,7 @@ func setHeaders(h http.Header, t *db.DeliveryTarget, timestamp int64) {
 func failureReason(err error) string {
 	var netErr net.Error
 	switch {
-	case errors.Is(err, ErrBlockedAddress):
+	case errors.Is(err, netguard.ErrBlocked):
 		return reasonBlocked
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return reasonTimeout
@@ -497,10 +504,8 @@ func describe(err error, timeout time.Duration) error {
 	return fmt.Errorf("connection failed: %w", err)
 }
 
-// cleanText makes a response body storable as Postgres text: valid UTF-8, no NUL.
-func cleanText(b []byte) string {
-	return strings.ReplaceAll(strings.ToValidUTF8(string(b), "\uFFFD"), "\x00", "")
-}
+// cleanText makes a response body storable as Postgres text: see boundText.
+func cleanText(b []byte) string { return boundText(string(b)) }
 
 // durationMS is a duration for a log line: milliseconds, with a unit in its
 // key (slog's durations print as bare nanoseconds in JSON).

@@ -17,28 +17,14 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/boohpay/boohpay/metrics"
+	"github.com/boohpay/boohpay/metrics/metricstest"
 )
 
 const deployDir = "../deploy"
 
-// promtool returns promtool's path, skipping the test without it (failing
-// under CI=true, which must install Debian's prometheus package).
-func promtool(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		const msg = "promtool not found: install it with `apt-get install -y prometheus` (Debian's package ships promtool)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return path
-}
-
 func runPromtool(t *testing.T, args ...string) {
 	t.Helper()
-	out, err := exec.Command(promtool(t), args...).CombinedOutput()
+	out, err := exec.Command(metricstest.PromtoolPath(t), args...).CombinedOutput()
 	require.NoError(t, err, "promtool %s:\n%s", strings.Join(args, " "), out)
 }
 

@@ -10,6 +10,7 @@ package metrics
 import (
 	"cmp"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -257,6 +258,47 @@ func (m *Metrics) initSeries() {
 	}
 	for _, r := range deliveryReasons {
 		m.deliveryErrors.WithLabelValues(r)
+	}
+	for _, g := range gateways {
+		for _, c := range homeCurrencies {
+			m.paymentAmount.WithLabelValues(g, c)
+		}
+	}
+	for provider, types := range providerEventTypes {
+		for _, typ := range append([]string{other, typeUnknown}, types...) {
+			for _, result := range receivedResults {
+				m.webhooksReceived.WithLabelValues(provider, typ, result)
+			}
+		}
+	}
+}
+
+// homeCurrencies are the currencies payment_amount starts with at zero: the
+// service's home markets' (FCFA); another currency's series appears with its
+// first payment.
+var homeCurrencies = []string{"XAF", "XOF"}
+
+// initStatuses are the statuses each route's HTTP series start with at zero:
+// success, and the errors alerts watch.
+var initStatuses = []int{200, 400, 401, 404, 429, 500, 503}
+
+// InitRoutes creates the HTTP series of each route (method and template) at
+// zero, so that error rates and latency exist before the first request;
+// api.NewServer calls it with every route it serves.
+func (m *Metrics) InitRoutes(routes [][2]string) {
+	if m == nil {
+		return
+	}
+	for _, r := range routes {
+		method := oneOf(r[0], httpMethods)
+		for _, status := range initStatuses {
+			code := strconv.Itoa(status)
+			m.httpRequests.WithLabelValues(method, r[1], code)
+			if status >= 400 {
+				m.httpErrors.WithLabelValues(method, r[1], code)
+			}
+		}
+		m.httpDuration.WithLabelValues(method, r[1], "200")
 	}
 }
 

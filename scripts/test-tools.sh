@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need beyond Go and Postgres, once per machine:
-#   promtool  (Debian's prometheus)  checks /metrics and the alerting rules
+# Installs what the tests need beyond Go and Postgres, once per clone or machine:
+#   promtool  (built from its Go module, pinned, into .data/tools/bin; test.sh
+#             puts that first on PATH)  checks /metrics and the alerting rules
 #   chromium  (Debian's chromium)    drives the River UI in a real browser
 #   standardwebhooks (npm)           verifies a recorded delivery independently
 #   @redocly/cli, @seriousme/openapi-schema-validator (npm)
@@ -11,8 +12,18 @@
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
+# promtool of Prometheus 3.16 (Go module versions v0.3xx.y are Prometheus
+# 3.xx.y); only the one command is built, not a Prometheus server package.
+PROMTOOL_VERSION=v0.316.0
+tools=.data/tools/bin
+if [ "$(cat "$tools/promtool.version" 2>/dev/null)" != "$PROMTOOL_VERSION" ]; then
+	echo "test-tools: building promtool $PROMTOOL_VERSION into $tools (once)" >&2
+	mkdir -p "$tools"
+	GOBIN="$PWD/$tools" go install "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION" >&2
+	echo "$PROMTOOL_VERSION" >"$tools/promtool.version"
+fi
+
 apt_pkgs=()
-command -v promtool >/dev/null 2>&1 || apt_pkgs+=(prometheus)
 command -v chromium >/dev/null 2>&1 || apt_pkgs+=(chromium)
 if ((${#apt_pkgs[@]})); then
 	if [ "$(id -u)" -eq 0 ]; then

@@ -16,6 +16,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 bash scripts/test-tools.sh
+# The pinned promtool test-tools.sh built, ahead of any other on the machine.
+PATH="$PWD/.data/tools/bin:$PATH"
+export PATH
 
 DATABASE_URL=$(bash scripts/pg.sh start test "$TEST_PG_PORT" fast)
 TEST_DATABASE_URL=$DATABASE_URL

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -40,6 +41,7 @@ type config struct {
 	EBillingToken        string
 	ShutdownTimeout      time.Duration
 	DatabaseTimeout      time.Duration
+	RateLimit            float64 // requests a second per API key; 0 = unlimited
 }
 
 // configError names the variable at fault, so a bad deploy fails with one clear line.
@@ -75,6 +77,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		EBillingToken:        getenv("EBILLING_CALLBACK_TOKEN"),
 		ShutdownTimeout:      p.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
 		DatabaseTimeout:      p.duration("DATABASE_TIMEOUT", 5*time.Second),
+		RateLimit:            p.rate("RATE_LIMIT", 100),
 	}
 	switch level := strings.ToLower(p.str("LOG_LEVEL", "info")); level {
 	case "debug":
@@ -242,4 +245,19 @@ func (p *envParser) boolean(name string, def bool) bool {
 		return def
 	}
 	return b
+}
+
+// rate reads a number of requests a second, such as 100 or 2.5; 0 turns
+// the limit off.
+func (p *envParser) rate(name string, def float64) float64 {
+	v := p.getenv(name)
+	if v == "" {
+		return def
+	}
+	r, err := strconv.ParseFloat(v, 64)
+	if err != nil || r < 0 || math.IsInf(r, 0) || math.IsNaN(r) {
+		p.fail(name, v, "want requests a second as a number such as 100 (0: no limit)")
+		return def
+	}
+	return r
 }

@@ -36,6 +36,7 @@ func TestConfigDefaults(t *testing.T) {
 		WebhookRetention: 30 * 24 * time.Hour,
 		ShutdownTimeout:  25 * time.Second,
 		DatabaseTimeout:  5 * time.Second,
+		RateLimit:        100,
 	}, cfg)
 }
 
@@ -77,6 +78,7 @@ func TestConfigFromEnv(t *testing.T) {
 		"EBILLING_CALLBACK_TOKEN":        "ebt",
 		"SHUTDOWN_TIMEOUT":               "5s",
 		"DATABASE_TIMEOUT":               "1500ms",
+		"RATE_LIMIT":                     "2.5",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, &config{
@@ -102,6 +104,7 @@ func TestConfigFromEnv(t *testing.T) {
 		EBillingToken:        "ebt",
 		ShutdownTimeout:      5 * time.Second,
 		DatabaseTimeout:      1500 * time.Millisecond,
+		RateLimit:            2.5,
 	}, cfg)
 }
 
@@ -147,6 +150,10 @@ func TestConfigErrors(t *testing.T) {
 		{"DATABASE_URL", "mysql://root:hunter2@db/boohpay", []string{"merchant", "create", "--name", "A"}},
 		{"DATABASE_URL", "postgres://root:hunter2@db/boohpay?sslmode=sometimes", []string{"merchant", "create", "--name", "A"}},
 		{"HTTP_ADDR", "nowhere", nil},
+		{"RATE_LIMIT", "fast", nil},
+		{"RATE_LIMIT", "-1", nil},
+		{"RATE_LIMIT", "100/s", nil},
+		{"RATE_LIMIT", "Inf", nil},
 	} {
 		vars := map[string]string{"DATABASE_URL": db, "MIGRATE_ON_START": "false", tc.name: tc.value}
 		args := tc.args

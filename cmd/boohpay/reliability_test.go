@@ -159,6 +159,7 @@ func baseEnv(databaseURL string, extra ...string) []string {
 		"HTTP_ADDR=127.0.0.1:0",
 		"LOG_FORMAT=json",
 		"WEBHOOK_ALLOW_PRIVATE_NETWORKS=true", // the endpoint is an httptest server on 127.0.0.1
+		"RATE_LIMIT=0",                        // the load drives one key as fast as the service answers
 	}, extra...)
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/boohpay/boohpay/db"
-	"github.com/boohpay/boohpay/jobs"
+	"github.com/boohpay/boohpay/netguard"
 )
 
 // run is the whole program, with its inputs passed in so tests can run it
@@ -262,7 +262,7 @@ func openStore(ctx context.Context, cfg *config) (*db.Store, func(), error) {
 // privateNetworksHint names the setting that lets a local receiver in, when
 // the SSRF guard refused a URL.
 func privateNetworksHint(err error) string {
-	if errors.Is(err, jobs.ErrBlockedAddress) {
+	if errors.Is(err, netguard.ErrBlocked) {
 		return " (for a receiver on this machine or a private network, set WEBHOOK_ALLOW_PRIVATE_NETWORKS=true; make run does)"
 	}
 	return ""
@@ -283,7 +283,7 @@ only here (only its hash is stored).`,
 			}
 			ctx := c.Context()
 			if webhookURL != "" {
-				if err := jobs.ValidateURL(ctx, webhookURL, (*cfg).AllowPrivateNetworks); err != nil {
+				if err := netguard.CheckURL(ctx, webhookURL, (*cfg).AllowPrivateNetworks); err != nil {
 					return fmt.Errorf("merchant create: --webhook-url: %w%s", err, privateNetworksHint(err))
 				}
 			}

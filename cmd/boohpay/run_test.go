@@ -107,7 +107,7 @@ func TestMerchantCreateCommand(t *testing.T) {
 	ctx := context.Background()
 	url := dbtest.URL(t)
 	// A public address literal: no DNS needed, not refused as private.
-	const webhookURL = "https://203.0.113.10/boohpay/webhooks"
+	const webhookURL = "https://93.184.216.34/boohpay/webhooks"
 
 	out, err := runCmd(t, map[string]string{"DATABASE_URL": url},
 		"merchant", "create", "--name", "Acme Boutique", "--webhook-url", webhookURL)
@@ -196,7 +196,7 @@ func TestMerchantCreateRefuses(t *testing.T) {
 	ctx := context.Background()
 	url := dbtest.URL(t)
 	vars := map[string]string{"DATABASE_URL": url}
-	for _, args := range [][]string{
+	refused := [][]string{
 		{"merchant"},
 		{"merchant", "delete"},
 		{"merchant", "create"},
@@ -209,7 +209,13 @@ func TestMerchantCreateRefuses(t *testing.T) {
 		{"merchant", "create", "--name", "A", "--webhook-url", "http://127.0.0.1:8080/hooks"},
 		{"merchant", "create", "--name", "A", "--webhook-url", "http://169.254.169.254/latest"},
 		{"merchant", "create", "--name", strings.Repeat("n", 201)},
-	} {
+	}
+	// Every spelling of a private address that was once let through.
+	for _, host := range []string{"[::1%25lo]", "[::%25lo]", "[::1%251]", "[fe80::1%25eth0]", "[fd00:ec2::254%25eth0]",
+		"[::127.0.0.1]", "[64:ff9b:1::7f00:1]", "[2002:7f00:1::1]", "127.1", "2130706433", "0x7f000001", "017700000001", "localhost."} {
+		refused = append(refused, []string{"merchant", "create", "--name", "A", "--webhook-url", "http://" + host + ":8080/x"})
+	}
+	for _, args := range refused {
 		out, err := runCmd(t, vars, args...)
 		require.Error(t, err, "%q", args)
 		require.NotContains(t, err.Error(), "\n", "%q", args)

@@ -103,10 +103,13 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		MonerooWebhookSecret:  cfg.MonerooWebhookSecret,
 		EBillingCallbackToken: cfg.EBillingToken,
 
+		RateLimit: cfg.RateLimit,
+
 		OpsOnly: !runAPI,
 		RiverUI: riverUI,
 	}, log, store, m)
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ConnState: m.ConnState}
+	srv := api.NewHTTPServer(e, api.ServerLimits{})
+	srv.ConnState = m.ConnState
 	serveErr := make(chan error, 1)
 	log.Info("listening", "addr", ln.Addr().String(), "role", cfg.Role)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -106,19 +106,26 @@ func RequireNoIDLabels(t testing.TB, families map[string]*dto.MetricFamily) {
 	}
 }
 
-// Promtool runs `promtool check metrics` on text. Without promtool the test
-// is skipped, except under CI=true, where it fails: CI must install it
-// (Debian's prometheus package).
-func Promtool(t testing.TB, text []byte) {
+// PromtoolPath returns promtool's path: the pinned build scripts/test-tools.sh
+// makes (scripts/test.sh puts it first on PATH), or any other on PATH.
+// Without one the test is skipped, except under CI=true, where it fails.
+func PromtoolPath(t testing.TB) string {
 	t.Helper()
 	path, err := exec.LookPath("promtool")
 	if err != nil {
-		const msg = "promtool not found: install it with `apt-get install -y prometheus` (Debian's package ships promtool)"
+		const msg = "promtool not found: run scripts/test-tools.sh (it builds the pinned promtool into .data/tools/bin) and put that directory on PATH, or use make test"
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
 	}
+	return path
+}
+
+// Promtool runs `promtool check metrics` on text (see PromtoolPath).
+func Promtool(t testing.TB, text []byte) {
+	t.Helper()
+	path := PromtoolPath(t)
 	cmd := exec.Command(path, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(text)
 	out, err := cmd.CombinedOutput()

@@ -290,8 +290,8 @@ func TestIdempotencyKey(t *testing.T) {
 	good := a.do("POST", "/v1/payments", body, "Idempotency-Key", "order-43")
 	require.Equal(t, http.StatusCreated, good.Code)
 
-	require.Equal(t, 4, a.count(`SELECT count(*) FROM payments`))
-	require.Equal(t, 3, a.count(`SELECT count(*) FROM idempotency_keys WHERE merchant_id = $1`, a.merchant.ID))
+	require.Equal(t, 5, a.count(`SELECT count(*) FROM payments`))
+	require.Equal(t, 4, a.count(`SELECT count(*) FROM idempotency_keys WHERE merchant_id = $1`, a.merchant.ID))
 }
 
 func TestIdempotencyKeyHeldByConcurrentRequestAnswers409(t *testing.T) {

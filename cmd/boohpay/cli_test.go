@@ -101,7 +101,7 @@ func TestBinaryExitCodes(t *testing.T) {
 		{[]string{"LOG_LEVEL=loud"}, []string{"migrate", "up"}, 1, `boohpay: invalid LOG_LEVEL="loud": want debug, info, warn or error`},
 		{[]string{"DATABASE_URL=postgres://127.0.0.1:1/x?connect_timeout=1"}, []string{"merchant", "create", "--name", "A",
 			"--webhook-url", "http://127.0.0.1:4242/hooks"}, 1,
-			"boohpay: merchant create: --webhook-url: destination address is private, loopback or link-local (for a receiver on this machine or a private network, set WEBHOOK_ALLOW_PRIVATE_NETWORKS=true"},
+			"boohpay: merchant create: --webhook-url: destination address is private, loopback, link-local or otherwise not public: 127.0.0.1 (for a receiver on this machine or a private network, set WEBHOOK_ALLOW_PRIVATE_NETWORKS=true"},
 	} {
 		code, stdout, stderr := exitOf(t, tc.env, tc.args...)
 		require.Equal(t, tc.code, code, "%v: %s", tc.args, stderr)

@@ -826,13 +826,15 @@ var badText = []string{"%00", "%ff", "%c0%80", "%ed%a0%80", "%01", "%1b%5b31m", 
 // JSON keys, a NUL in a signed provider event's id, and the River UI.
 func (b *hostileBundle) trustBoundaryCases(add func(hostileCase)) {
 	admin := "Bearer " + hostileAdminToken
-	b.family = "SSRF spellings (zones, IPv4 in IPv6, numeric hosts, localhost.) × PUT /v1/webhook-endpoint, POST /admin/merchants"
+	b.family = "SSRF spellings (zones, IPv4 in IPv6, numeric hosts, localhost.) × PUT /v1/webhook-endpoint, POST /v1/webhook-endpoints, POST /admin/merchants"
 	for _, host := range ssrfSpellings {
 		url := `"http://` + host + `:8080/x"`
 		add(hostileCase{name: "PUT /v1/webhook-endpoint: url " + host, method: "PUT", target: "/v1/webhook-endpoint",
 			body: []byte(`{"url":` + url + `}`)})
 		add(hostileCase{name: "POST /admin/merchants: webhook_url " + host, method: "POST", target: "/admin/merchants", auth: admin,
 			body: []byte(`{"name":"Evil","webhook_url":` + url + `}`)})
+		add(hostileCase{name: "POST /v1/webhook-endpoints: url " + host, method: "POST", target: "/v1/webhook-endpoints",
+			body: []byte(`{"url":` + url + `}`)})
 	}
 
 	b.family = "queries with NUL, invalid UTF-8, controls, malformed escapes × list routes"

@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
@@ -346,4 +348,42 @@ func serveNoT(e *echo.Echo, method, path string, body any, headers ...string) *r
 	rec := httptest.NewRecorder()
 	e.ServeHTTP(rec, req)
 	return &response{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+}
+
+// TestOpenAPIUnavailableAnswersConform: with the database unreachable, every
+// merchant route of the document answers 503 with Retry-After, and the
+// answer is one the document allows (it lists 503 service_unavailable on
+// every database-backed operation).
+func TestOpenAPIUnavailableAnswersConform(t *testing.T) {
+	t.Parallel()
+	c := setupConformance(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	u, err := url.Parse(c.store.Pool.Config().ConnString())
+	require.NoError(t, err)
+	u.Host = addr // nothing listens there: connection refused
+	pool, err := pgxpool.New(context.Background(), u.String())
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	store, err := db.NewStore(pool)
+	require.NoError(t, err)
+	c.e = api.NewServer(api.Config{AdminToken: conformanceAdminToken, AllowPrivateNetworks: true},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), store, nil)
+
+	n := 0
+	for path, item := range c.doc.Paths.Map() {
+		if !strings.HasPrefix(path, "/v1/") || strings.HasPrefix(path, "/v1/webhooks/") {
+			continue // provider webhooks check their signature first
+		}
+		target := regexp.MustCompile(`\{[^}]+\}`).ReplaceAllStringFunc(path, func(string) string { return uuid.NewString() })
+		for method := range item.Operations() {
+			res, _ := c.exchange(method, target, nil) // the answer is validated against the document
+			require.Equal(t, http.StatusServiceUnavailable, res.Code, "%s %s: %s", method, target, res.Body)
+			require.Equal(t, "2", res.Header.Get("Retry-After"), "%s %s", method, target)
+			n++
+		}
+	}
+	require.Greater(t, n, 20, "every merchant operation was tried")
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
@@ -92,7 +93,7 @@ func handleAdminMerchantCreate(store *db.Store, allowPrivateNetworks bool) echo.
 		ctx := c.Request().Context()
 		if webhookURL != "" {
 			if err := netguard.CheckURL(ctx, webhookURL, allowPrivateNetworks); err != nil {
-				return invalidField("webhook_url", "webhook_url: "+err.Error())
+				return invalidField("webhook_url", "webhook_url: "+err.Error()+PrivateNetworksHint(err))
 			}
 		}
 		nm, err := store.MerchantCreate(ctx, req.Name, webhookURL)
@@ -104,6 +105,16 @@ func handleAdminMerchantCreate(store *db.Store, allowPrivateNetworks bool) echo.
 			WebhookURL: nm.Merchant.WebhookURL, WebhookSecret: nm.Merchant.WebhookSecret,
 		})
 	}
+}
+
+// PrivateNetworksHint names the setting that lets a receiver on a private
+// network in, for an operator whose URL the SSRF guard refused (the admin
+// API, `boohpay merchant create`); "" for any other error.
+func PrivateNetworksHint(err error) string {
+	if errors.Is(err, netguard.ErrBlocked) {
+		return " (for a receiver on this machine or a private network, set WEBHOOK_ALLOW_PRIVATE_NETWORKS=true on the service; make run does)"
+	}
+	return ""
 }
 
 type paymentOverrideRequest struct {

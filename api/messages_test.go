@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/boohpay/boohpay/api"
 )
 
 // TestErrorMessagesAsASet: the messages a developer meets first, read
@@ -66,4 +68,16 @@ func TestErrorMessagesAsASet(t *testing.T) {
 		}
 	}
 	require.Zero(t, a.count(`SELECT count(*) FROM payments`)+a.count(`SELECT count(*) FROM payouts`), "nothing written")
+}
+
+// TestAdminPrivateURLNamesTheSetting: an operator whose merchant URL the SSRF
+// guard refuses is told which setting lets a private receiver in.
+func TestAdminPrivateURLNamesTheSetting(t *testing.T) {
+	t.Parallel()
+	b := setupAdmin(t, api.Config{AdminToken: adminToken})
+	res := b.do("POST", "/admin/merchants", map[string]any{"name": "Local", "webhook_url": "http://127.0.0.1:4242/hooks"})
+	require.Equal(t, http.StatusUnprocessableEntity, res.Code, "%s", res.Body)
+	detail := res.errorOf(t)
+	require.Equal(t, "webhook_url", detail["param"])
+	require.Contains(t, detail["message"], "set WEBHOOK_ALLOW_PRIVATE_NETWORKS=true on the service")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/boohpay/boohpay/api"
 	"github.com/boohpay/boohpay/db"
 	"github.com/boohpay/boohpay/netguard"
 )
@@ -259,15 +260,6 @@ func openStore(ctx context.Context, cfg *config) (*db.Store, func(), error) {
 	return store, pool.Close, nil
 }
 
-// privateNetworksHint names the setting that lets a local receiver in, when
-// the SSRF guard refused a URL.
-func privateNetworksHint(err error) string {
-	if errors.Is(err, netguard.ErrBlocked) {
-		return " (for a receiver on this machine or a private network, set WEBHOOK_ALLOW_PRIVATE_NETWORKS=true; make run does)"
-	}
-	return ""
-}
-
 func newMerchantCreateCmd(cfg **config) *cobra.Command {
 	var name, webhookURL string
 	c := &cobra.Command{
@@ -284,7 +276,7 @@ only here (only its hash is stored).`,
 			ctx := c.Context()
 			if webhookURL != "" {
 				if err := netguard.CheckURL(ctx, webhookURL, (*cfg).AllowPrivateNetworks); err != nil {
-					return fmt.Errorf("merchant create: --webhook-url: %w%s", err, privateNetworksHint(err))
+					return fmt.Errorf("merchant create: --webhook-url: %w%s", err, api.PrivateNetworksHint(err))
 				}
 			}
 			store, closeStore, err := openStore(ctx, *cfg)

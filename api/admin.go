@@ -112,7 +112,7 @@ func handleAdminMerchantCreate(store *db.Store, allowPrivateNetworks bool) echo.
 // API, `boohpay merchant create`); "" for any other error.
 func PrivateNetworksHint(err error) string {
 	if errors.Is(err, netguard.ErrBlocked) {
-		return " (for a receiver on this machine or a private network, set WEBHOOK_ALLOW_PRIVATE_NETWORKS=true on the service; make run does)"
+		return " (for a receiver on this machine or a private network, set WEBHOOK_ALLOW_PRIVATE_NETWORKS=true; make run does)"
 	}
 	return ""
 }

@@ -79,5 +79,5 @@ func TestAdminPrivateURLNamesTheSetting(t *testing.T) {
 	require.Equal(t, http.StatusUnprocessableEntity, res.Code, "%s", res.Body)
 	detail := res.errorOf(t)
 	require.Equal(t, "webhook_url", detail["param"])
-	require.Contains(t, detail["message"], "set WEBHOOK_ALLOW_PRIVATE_NETWORKS=true on the service")
+	require.Contains(t, detail["message"], "set WEBHOOK_ALLOW_PRIVATE_NETWORKS=true; make run does")
 }

@@ -117,53 +117,130 @@ func PrivateNetworksHint(err error) string {
 	return ""
 }
 
-type paymentOverrideRequest struct {
+type overrideRequest struct {
 	Status        string  `json:"status"`
 	Reason        *string `json:"reason"`
 	FailureReason *string `json:"failure_reason"`
 }
 
-func (r *paymentOverrideRequest) validate() error {
+func (r *overrideRequest) validate(statuses []string) error {
 	if r.Reason == nil || strings.TrimSpace(*r.Reason) == "" {
 		return invalidField("reason", "reason is required: say why the status is being changed by hand")
 	}
 	return firstErr(
-		checkChoice("status", r.Status, paymentStatuses),
+		checkChoice("status", r.Status, statuses),
 		checkText("reason", r.Reason, maxDescriptionLen),
 		checkText("failure_reason", r.FailureReason, maxDescriptionLen),
 	)
 }
 
+// decodeOverride reads an override request for the object in the path.
+func decodeOverride(c echo.Context, statuses []string) (db.OverrideParams, error) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return db.OverrideParams{}, err
+	}
+	var req overrideRequest
+	if _, err := decodeJSON(c, &req); err != nil {
+		return db.OverrideParams{}, err
+	}
+	if err := req.validate(statuses); err != nil {
+		return db.OverrideParams{}, err
+	}
+	return db.OverrideParams{
+		ID:            id,
+		Status:        req.Status,
+		FailureReason: req.FailureReason,
+		Reason:        strings.TrimSpace(*req.Reason),
+		RequestID:     c.Response().Header().Get(echo.HeaderXRequestID),
+	}, nil
+}
+
 // handleAdminPaymentStatus changes any merchant's payment status by hand,
-// through the same transition rules and transaction as a provider webhook,
-// recording the operator's reason with it in admin_actions. It answers the
-// payment, like the other status routes. An illegal move answers 409
+// through the one transition path with the admin actor (the moves a
+// provider may make) in one transaction, recording the operator's reason
+// in admin_actions. It answers the payment. An illegal move answers 409
 // invalid_transition; a move to the current status changes and records
 // nothing.
 func handleAdminPaymentStatus(store *db.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		params, err := decodeOverride(c, db.PaymentStatuses)
+		if err != nil {
+			return err
+		}
+		p, _, err := store.PaymentStatusOverride(c.Request().Context(), params)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, p)
+	}
+}
+
+// handleAdminPayoutStatus is handleAdminPaymentStatus for payouts.
+func handleAdminPayoutStatus(store *db.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		params, err := decodeOverride(c, db.PayoutStatuses)
+		if err != nil {
+			return err
+		}
+		p, _, err := store.PayoutStatusOverride(c.Request().Context(), params)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, p)
+	}
+}
+
+// handleAdminReviewList lists every payment and payout whose review is
+// set (the objects_in_review view), newest review first:
+// ?object=payment|payout&limit=&starting_after=<id>.
+func handleAdminReviewList(store *db.Store) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		params, err := listParams(c, "object", db.Objects...)
+		if err != nil {
+			return err
+		}
+		items, hasMore, err := store.ReviewList(c.Request().Context(), db.ReviewListParams{
+			Object: params.Filter, Limit: params.Limit, StartingAfter: params.StartingAfter,
+		})
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, newList(items, hasMore))
+	}
+}
+
+type reviewResolveRequest struct {
+	Note *string `json:"note"`
+}
+
+// handleAdminReviewResolve clears an object's review with the operator's
+// note ({"note": "…"}, required), recorded in admin_actions with the review
+// it closed. It answers the object; 409 when it is not in review.
+func handleAdminReviewResolve(store *db.Store, object string) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id, err := pathID(c, "id")
 		if err != nil {
 			return err
 		}
-		var req paymentOverrideRequest
+		var req reviewResolveRequest
 		if _, err := decodeJSON(c, &req); err != nil {
 			return err
 		}
-		if err := req.validate(); err != nil {
+		if req.Note == nil || strings.TrimSpace(*req.Note) == "" {
+			return invalidField("note", "note is required: say what was done about the review")
+		}
+		if err := checkText("note", req.Note, maxDescriptionLen); err != nil {
 			return err
 		}
-		p, _, err := store.PaymentStatusOverride(c.Request().Context(), db.PaymentOverrideParams{
-			ID:            id,
-			Status:        req.Status,
-			FailureReason: req.FailureReason,
-			Reason:        strings.TrimSpace(*req.Reason),
-			RequestID:     c.Response().Header().Get(echo.HeaderXRequestID),
+		obj, _, err := store.ReviewResolve(c.Request().Context(), db.ReviewResolveParams{
+			Object: object, ID: id, Note: strings.TrimSpace(*req.Note),
+			RequestID: c.Response().Header().Get(echo.HeaderXRequestID),
 		})
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, p)
+		return c.JSON(http.StatusOK, obj)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -14,22 +13,22 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/boohpay/boohpay/db"
-	"github.com/boohpay/boohpay/metrics"
 )
 
 // ebillingEventType names eBilling's one callback: it has no event types,
 // its arrival means the bill was paid.
 const ebillingEventType = "payment.paid"
 
-// handleEBillingCallback receives eBilling's payment callbacks:
-// POST /v1/webhooks/ebilling?token=<EBILLING_CALLBACK_TOKEN>.
-func handleEBillingCallback(token string, store *db.Store, log *slog.Logger, m *metrics.Metrics) echo.HandlerFunc {
-	return handleProviderWebhook("ebilling", "EBILLING_CALLBACK_TOKEN", token, func(c echo.Context, body []byte) (*providerEvent, error) {
-		if !tokenEqual(c.QueryParam("token"), token) {
-			return nil, &db.Error{Code: db.EUnauthorized, Message: "a valid ?token= is required"}
-		}
-		return parseEBillingCallback(c.Request().Header.Get(echo.HeaderContentType), body)
-	}, store, log, m)
+var ebillingTypes = map[string]providerType{
+	ebillingEventType: {db.ObjectPayment, db.ProviderActionSucceed},
+}
+
+// parseEBilling checks the callback token in ?token= and parses the form.
+func parseEBilling(token string, r *http.Request, body []byte) (*db.ProviderEventInput, error) {
+	if !tokenEqual(r.URL.Query().Get("token"), token) {
+		return nil, &db.Error{Code: db.EUnauthorized, Message: "a valid ?token= is required"}
+	}
+	return parseEBillingCallback(r.Header.Get(echo.HeaderContentType), body)
 }
 
 // parseEBillingCallback reads eBilling's form callback (billingid,
@@ -43,7 +42,7 @@ func handleEBillingCallback(token string, store *db.Store, log *slog.Logger, m *
 //
 // Returns an EInvalid error for a malformed body, or a 415 for a body that
 // is not a form.
-func parseEBillingCallback(contentType string, body []byte) (*providerEvent, error) {
+func parseEBillingCallback(contentType string, body []byte) (*db.ProviderEventInput, error) {
 	if err := checkStorable(body); err != nil {
 		return nil, err
 	}
@@ -51,30 +50,34 @@ func parseEBillingCallback(contentType string, body []byte) (*providerEvent, err
 	if err != nil {
 		return nil, err
 	}
-	ev := &providerEvent{
-		Provider: "ebilling", Type: ebillingEventType, Known: true, Payload: body,
-		Object: "payment", Status: db.PaymentSucceeded,
-	}
+	in := &db.ProviderEventInput{Type: ebillingEventType}
 	billingID := strings.TrimSpace(form.Get("billingid"))
-	switch txn := strings.TrimSpace(form.Get("transactionid")); {
+	txn := strings.TrimSpace(form.Get("transactionid"))
+	switch {
 	case txn != "":
-		ev.Key = "transaction:" + txn
+		in.Key = "transaction:" + txn
 	case billingID != "":
-		ev.Key = "bill:" + billingID
+		in.Key = "bill:" + billingID
 	default:
 		return nil, invalid("transactionid", "transactionid or billingid is required")
 	}
-	if err := checkKey("transactionid", ev.Key); err != nil {
+	if err := checkKey("transactionid", in.Key); err != nil {
 		return nil, err
 	}
 	amount, ok := parseDecimalAmount(form.Get("amount"))
 	if !ok {
 		return nil, invalid("amount", "amount must be a decimal number")
 	}
-	ev.Amount = amount
-	ev.ID = ourID(strings.TrimSpace(form.Get("reference")))
-	ev.Ref = billingID
-	return ev, nil
+	// eBilling bills in XAF, amounts in major units.
+	in.Amount, in.Currency, in.Unit = amount, "XAF", db.UnitMajor
+	in.OurID = ourID(strings.TrimSpace(form.Get("reference")))
+	in.Ref, in.Money = billingID, in.Key
+	switch state := strings.ToLower(strings.TrimSpace(form.Get("state"))); state {
+	case "", "paid", "processed":
+	default:
+		in.Action, in.Detail = db.ProviderActionRecord, "state "+storableText(clip(state))+" is not paid"
+	}
+	return in, nil
 }
 
 // parseForm reads a url-encoded (the default when no type is given) or

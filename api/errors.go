@@ -31,14 +31,15 @@ var statusOf = map[string]struct {
 	status int
 	typ    string
 }{
-	db.ENotFound:          {http.StatusNotFound, "invalid_request_error"},
-	db.EInvalid:           {http.StatusBadRequest, "invalid_request_error"},
-	db.EValidation:        {http.StatusUnprocessableEntity, "invalid_request_error"},
-	db.EConflict:          {http.StatusConflict, "invalid_request_error"},
-	db.EInvalidTransition: {http.StatusConflict, "invalid_request_error"},
-	db.EIdempotency:       {http.StatusConflict, "idempotency_error"},
-	db.EUnauthorized:      {http.StatusUnauthorized, "authentication_error"},
-	db.EUnavailable:       {http.StatusServiceUnavailable, "api_error"},
+	db.ENotFound:               {http.StatusNotFound, "invalid_request_error"},
+	db.EInvalid:                {http.StatusBadRequest, "invalid_request_error"},
+	db.EValidation:             {http.StatusUnprocessableEntity, "invalid_request_error"},
+	db.EConflict:               {http.StatusConflict, "invalid_request_error"},
+	db.EInvalidTransition:      {http.StatusConflict, "invalid_request_error"},
+	db.EProviderReferenceTaken: {http.StatusConflict, "invalid_request_error"},
+	db.EIdempotency:            {http.StatusConflict, "idempotency_error"},
+	db.EUnauthorized:           {http.StatusUnauthorized, "authentication_error"},
+	db.EUnavailable:            {http.StatusServiceUnavailable, "api_error"},
 }
 
 // retryAfterSeconds is the Retry-After of every 503: a restart, a failover

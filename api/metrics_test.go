@@ -80,7 +80,7 @@ func setupMetrics(t *testing.T) *metricsBundle {
 	nm, err := b.store.MerchantCreate(ctx, "Metrics", receiver.URL)
 	require.NoError(t, err)
 	b.apiKey = nm.APIKey
-	b.e = api.NewServer(api.Config{MetricsToken: metricsToken, StripeWebhookSecret: metricsStripeToken}, log, b.store, m)
+	b.e = api.NewServer(api.Config{MetricsToken: metricsToken, ProviderSecrets: map[string]string{"stripe": metricsStripeToken}}, log, b.store, m)
 	return b
 }
 
@@ -188,7 +188,7 @@ func TestMetricsAfterAScriptedFlow(t *testing.T) {
 		`payment_amount_count{currency="XOF",gateway="sandbox"} 1`,
 		`payouts_total{provider="sandbox",status="SUCCEEDED"} 1`,
 		`payouts_by_status_total{status="PENDING"} 1`,
-		`webhooks_received_total{provider="stripe",result="ok",type="payment_intent.succeeded"} 1`,
+		`webhooks_received_total{provider="stripe",result="applied",type="payment_intent.succeeded"} 1`,
 		`webhooks_received_total{provider="stripe",result="invalid_signature",type="unknown"} 1`,
 		`webhook_deliveries_total{status="retrying"} 1`,
 		`webhook_delivery_errors_total{reason="http_status"} 1`,

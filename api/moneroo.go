@@ -5,36 +5,31 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"log/slog"
+	"fmt"
+	"net/http"
 	"strings"
 
-	"github.com/labstack/echo/v4"
-
 	"github.com/boohpay/boohpay/db"
-	"github.com/boohpay/boohpay/metrics"
 )
 
-// monerooEvents maps Moneroo's event types to the object and status they
-// concern; payment.initiated is recorded and ignored (ours start PENDING).
-// A cancelled payment was abandoned: not paid.
-var monerooEvents = map[string]struct{ object, status string }{
-	"payment.initiated": {"payment", ""},
-	"payment.success":   {"payment", db.PaymentSucceeded},
-	"payment.failed":    {"payment", db.PaymentFailed},
-	"payment.cancelled": {"payment", db.PaymentCancelled},
-	"payout.initiated":  {"payout", db.PayoutProcessing},
-	"payout.success":    {"payout", db.PayoutSucceeded},
-	"payout.failed":     {"payout", db.PayoutFailed},
+// monerooTypes are Moneroo's event types. A cancelled payment was
+// abandoned: not paid, and not final either (the customer may try again).
+var monerooTypes = map[string]providerType{
+	"payment.initiated": {db.ObjectPayment, db.ProviderActionRecord},
+	"payment.success":   {db.ObjectPayment, db.ProviderActionSucceed},
+	"payment.failed":    {db.ObjectPayment, db.ProviderActionFail},
+	"payment.cancelled": {db.ObjectPayment, db.ProviderActionFail},
+	"payout.initiated":  {db.ObjectPayout, db.ProviderActionProcess},
+	"payout.success":    {db.ObjectPayout, db.ProviderActionSucceed},
+	"payout.failed":     {db.ObjectPayout, db.ProviderActionFail},
 }
 
-// handleMonerooWebhook receives Moneroo's events: POST /v1/webhooks/moneroo.
-func handleMonerooWebhook(secret string, store *db.Store, log *slog.Logger, m *metrics.Metrics) echo.HandlerFunc {
-	return handleProviderWebhook("moneroo", "MONEROO_WEBHOOK_SECRET", secret, func(c echo.Context, body []byte) (*providerEvent, error) {
-		if err := verifyMonerooSignature(c.Request().Header.Get("X-Moneroo-Signature"), body, secret); err != nil {
-			return nil, err
-		}
-		return parseMonerooEvent(body)
-	}, store, log, m)
+// parseMoneroo verifies X-Moneroo-Signature and parses the event.
+func parseMoneroo(secret string, r *http.Request, body []byte) (*db.ProviderEventInput, error) {
+	if err := verifyMonerooSignature(r.Header.Get("X-Moneroo-Signature"), body, secret); err != nil {
+		return nil, err
+	}
+	return parseMonerooEvent(body)
 }
 
 // verifyMonerooSignature checks X-Moneroo-Signature: the hex HMAC-SHA256 of
@@ -58,6 +53,9 @@ type monerooEvent struct {
 	Event string `json:"event"`
 	Data  struct {
 		ID       json.RawMessage `json:"id"`
+		Amount   json.Number     `json:"amount"`
+		Currency string          `json:"currency"`
+		Status   string          `json:"status"`
 		Metadata json.RawMessage `json:"metadata"`
 	} `json:"data"`
 }
@@ -66,10 +64,12 @@ type monerooEvent struct {
 // id, so the key is the object id and the event (payment.success of py_1);
 // an event we do not map and that has no object id is keyed by its body's
 // hash. The payment is named by data.metadata.boohpay_payment_id (a payout by
-// boohpay_payout_id), else by data.id as provider_reference.
+// boohpay_payout_id), else by data.id as provider_reference. Amounts are
+// integers in major units (5000 XAF is 5000); a success must have paid at
+// least the payment's amount and say data.status "success".
 //
 // Returns an EInvalid error for a malformed body.
-func parseMonerooEvent(body []byte) (*providerEvent, error) {
+func parseMonerooEvent(body []byte) (*db.ProviderEventInput, error) {
 	if err := checkStorable(body); err != nil {
 		return nil, err
 	}
@@ -84,8 +84,8 @@ func parseMonerooEvent(body []byte) (*providerEvent, error) {
 		return nil, err
 	}
 	objectID := looseString(e.Data.ID)
-	ev := &providerEvent{Provider: "moneroo", Type: e.Event, Payload: body}
-	m, known := monerooEvents[e.Event]
+	in := &db.ProviderEventInput{Type: e.Event}
+	t, known := monerooTypes[e.Event]
 	// The id becomes part of a key we index and store, for every event
 	// type: a NUL in an unmapped event's id once reached Postgres as is.
 	if known || objectID != "" {
@@ -96,17 +96,31 @@ func parseMonerooEvent(body []byte) (*providerEvent, error) {
 		sum := sha256.Sum256(body)
 		objectID = "sha256-" + hex.EncodeToString(sum[:])
 	}
-	ev.Key = objectID + ":" + e.Event
-	if len(ev.Key) > maxProviderKeyLen {
+	in.Key = objectID + ":" + e.Event
+	if len(in.Key) > maxProviderKeyLen {
 		return nil, invalid("data.id", "data.id and event are too long")
 	}
 	if !known {
-		return ev, nil // recorded, ignored
+		return in, nil // recorded, ignored
 	}
-	ev.Known, ev.Object, ev.Status, ev.Ref = true, m.object, m.status, objectID
-	ev.ID = ourID(metadataValue(e.Data.Metadata, "boohpay_"+m.object+"_id"))
-	if m.status == "" {
-		ev.Ignored = "nothing to change: payments start PENDING"
+	in.Ref, in.Currency, in.Unit = objectID, storableText(e.Data.Currency), db.UnitMajor
+	in.OurID = ourID(metadataValue(e.Data.Metadata, "boohpay_"+t.Object+"_id"))
+	switch e.Event {
+	case "payment.initiated":
+		in.Detail = "nothing to change: payments start PENDING"
+	case "payment.success":
+		in.Amount, in.AtLeast = e.Data.Amount.String(), true
+		if e.Data.Status != "success" {
+			in.NotPaid = fmt.Sprintf("payment.success whose data.status is %q, not \"success\"", storableText(e.Data.Status))
+		}
+	case "payment.failed":
+		reason := "failed"
+		in.FailureReason = &reason
+	case "payment.cancelled":
+		reason := "abandoned"
+		in.FailureReason = &reason
+	case "payout.initiated", "payout.success", "payout.failed":
+		in.Amount = e.Data.Amount.String()
 	}
-	return ev, nil
+	return in, nil
 }

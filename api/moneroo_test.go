@@ -50,7 +50,8 @@ func TestMonerooWebhookPayments(t *testing.T) {
 	}{
 		{event: "payment.success", status: "success", want: db.PaymentSucceeded},
 		{event: "payment.failed", status: "failed", want: db.PaymentFailed},
-		{event: "payment.cancelled", status: "cancelled", want: db.PaymentCancelled},
+		// Cancelled is abandoned: not paid, and not final.
+		{event: "payment.cancelled", status: "cancelled", want: db.PaymentFailed},
 		{event: "payment.success", status: "success", want: db.PaymentSucceeded, byRef: true, metadata: `{"order":"1042"}`},
 		// Moneroo is PHP: empty metadata arrives as [].
 		{event: "payment.success", status: "success", want: db.PaymentSucceeded, byRef: true, metadata: `[]`},
@@ -66,11 +67,11 @@ func TestMonerooWebhookPayments(t *testing.T) {
 			}
 			body := monerooPayment(t, tc.event, id, tc.status, metadata)
 
-			requireAnswer(t, b.postMoneroo(body), db.ProviderEventApplied)
+			requireAnswer(t, b.postMoneroo(body), db.OutcomeApplied)
 			require.Equal(t, tc.want, b.paymentNow(p.ID).Status)
 			require.Equal(t, 1, b.events(p.ID, "payment."+strings.ToLower(tc.want)))
 			rec := b.providerEvent("moneroo", id+":"+tc.event)
-			require.Equal(t, db.ProviderEventApplied, rec.Result)
+			require.Equal(t, db.OutcomeApplied, rec.Result)
 			require.Equal(t, string(body), rec.Payload)
 			require.Equal(t, "payment", *rec.ObjectType)
 			require.Equal(t, p.ID, *rec.ObjectID)
@@ -87,28 +88,33 @@ func TestMonerooWebhookPayouts(t *testing.T) {
 	id := newMonerooID("po_")
 	po := b.payout("moneroo", 20000, id)
 	byID := `{"boohpay_payout_id":"` + po.ID.String() + `"}`
-	requireAnswer(t, b.postMoneroo(monerooPayout(t, "payout.initiated", id, "pending", byID)), db.ProviderEventApplied)
+	requireAnswer(t, b.postMoneroo(monerooPayout(t, "payout.initiated", id, "pending", byID)), db.OutcomeApplied)
 	require.Equal(t, db.PayoutProcessing, b.payoutNow(po.ID).Status)
-	requireAnswer(t, b.postMoneroo(monerooPayout(t, "payout.success", id, "success", byID)), db.ProviderEventApplied)
+	requireAnswer(t, b.postMoneroo(monerooPayout(t, "payout.success", id, "success", byID)), db.OutcomeApplied)
 	require.Equal(t, db.PayoutSucceeded, b.payoutNow(po.ID).Status)
 	require.Equal(t, 1, b.events(po.ID, "payout.processing"))
 	require.Equal(t, 1, b.events(po.ID, "payout.succeeded"))
 
 	id2 := newMonerooID("po_")
 	po2 := b.payout("moneroo", 20000, id2)
-	requireAnswer(t, b.postMoneroo(monerooPayout(t, "payout.failed", id2, "failed", `{}`)), db.ProviderEventApplied)
+	requireAnswer(t, b.postMoneroo(monerooPayout(t, "payout.failed", id2, "failed", `{}`)), db.OutcomeApplied)
 	require.Equal(t, db.PayoutFailed, b.payoutNow(po2.ID).Status)
 
-	// A late failure after success: 200, recorded, unchanged, warned.
-	requireAnswer(t, b.postMoneroo(monerooPayout(t, "payout.failed", id, "failed", byID)), db.ProviderEventInvalidTransition)
-	require.Equal(t, db.PayoutSucceeded, b.payoutNow(po.ID).Status)
+	// A failure after success is never applied on the provider's word:
+	// 200 conflict, unchanged, review failure_after_success, warned.
+	requireAnswer(t, b.postMoneroo(monerooPayout(t, "payout.failed", id, "failed", byID)), db.OutcomeConflict)
+	got := b.payoutNow(po.ID)
+	require.Equal(t, db.PayoutSucceeded, got.Status)
+	require.NotNil(t, got.Review)
+	require.Equal(t, db.ReviewFailureAfterSuccess, got.Review.Reason)
 	require.Equal(t, 0, b.events(po.ID, "payout.failed"))
-	require.Equal(t, "a payout cannot move from SUCCEEDED to FAILED", *b.providerEvent("moneroo", id+":payout.failed").Detail)
+	require.Equal(t, 1, b.events(po.ID, "payout.requires_review"))
+	require.Equal(t, db.OutcomeConflict, b.providerEvent("moneroo", id+":payout.failed").Result)
 	require.Contains(t, b.logs.String(), "level=WARN")
 
 	// A payout id in the payment's key does not name a payment, and back.
-	requireError(t, b.postMoneroo(monerooPayment(t, "payment.success", newMonerooID("py_"), "success",
-		`{"boohpay_payment_id":"`+po.ID.String()+`"}`)), http.StatusNotFound)
+	requireAnswer(t, b.postMoneroo(monerooPayment(t, "payment.success", newMonerooID("py_"), "success",
+		`{"boohpay_payment_id":"`+po.ID.String()+`"}`)), db.OutcomeUnmatched)
 }
 
 // TestMonerooWebhookSignature: a missing or wrong X-Moneroo-Signature is
@@ -139,7 +145,7 @@ func TestMonerooWebhookSignature(t *testing.T) {
 	require.Equal(t, db.PaymentPending, b.paymentNow(p.ID).Status)
 
 	rec := b.post("/v1/webhooks/moneroo", body, "X-Moneroo-Signature", strings.ToUpper(good))
-	requireAnswer(t, rec, db.ProviderEventApplied)
+	requireAnswer(t, rec, db.OutcomeApplied)
 }
 
 // TestMonerooWebhookReplay: Moneroo retries (no event id): the same object
@@ -152,11 +158,11 @@ func TestMonerooWebhookReplay(t *testing.T) {
 	p := b.payment("moneroo", 5000, id)
 	body := monerooPayment(t, "payment.success", id, "success", `{}`)
 
-	requireAnswer(t, b.postMoneroo(body), db.ProviderEventApplied)
-	requireAnswer(t, b.postMoneroo(body), resultDuplicate)
+	requireAnswer(t, b.postMoneroo(body), db.OutcomeApplied)
+	requireAnswer(t, b.postMoneroo(body), db.OutcomeDuplicate)
 	require.Equal(t, 1, b.events(p.ID, "payment.succeeded"))
 
-	requireAnswer(t, b.postMoneroo(monerooPayment(t, "payment.failed", id, "failed", `{}`)), db.ProviderEventInvalidTransition)
+	requireAnswer(t, b.postMoneroo(monerooPayment(t, "payment.failed", id, "failed", `{}`)), db.OutcomeStale)
 	require.Equal(t, 2, b.count(`SELECT count(*) FROM provider_events`))
 	require.Equal(t, db.PaymentSucceeded, b.paymentNow(p.ID).Status)
 }
@@ -173,15 +179,21 @@ func TestMonerooWebhookConcurrentDuplicates(t *testing.T) {
 	require.Equal(t, 1, b.events(p.ID, "payment.succeeded"))
 }
 
-// TestMonerooWebhookUnknownPayment: 404, nothing recorded.
+// TestMonerooWebhookUnknownPayment: 200 unmatched, kept; a payout created
+// later with the Moneroo id as provider_reference gets it applied.
 func TestMonerooWebhookUnknownPayment(t *testing.T) {
 	t.Parallel()
 	b := setupProviders(t)
 	body := monerooPayment(t, "payment.success", newMonerooID("py_"), "success", `{"boohpay_payment_id":"`+uuid.NewString()+`"}`)
-	requireError(t, b.postMoneroo(body), http.StatusNotFound)
-	body = monerooPayout(t, "payout.success", newMonerooID("po_"), "success", `{}`)
-	requireError(t, b.postMoneroo(body), http.StatusNotFound)
-	require.Equal(t, 0, b.count(`SELECT count(*) FROM provider_events`))
+	requireAnswer(t, b.postMoneroo(body), db.OutcomeUnmatched)
+	id := newMonerooID("po_")
+	body = monerooPayout(t, "payout.success", id, "success", `{}`)
+	requireAnswer(t, b.postMoneroo(body), db.OutcomeUnmatched)
+	require.Equal(t, 2, b.count(`SELECT count(*) FROM provider_events WHERE result = 'unmatched'`))
+
+	po := b.payout("moneroo", 20000, id)
+	require.Equal(t, db.PayoutSucceeded, po.Status)
+	require.Equal(t, 1, b.events(po.ID, "payout.succeeded"))
 }
 
 // TestMonerooWebhookIgnored: payment.initiated (ours start PENDING) and
@@ -192,15 +204,15 @@ func TestMonerooWebhookIgnored(t *testing.T) {
 	id := newMonerooID("py_")
 	p := b.payment("moneroo", 5000, id)
 
-	requireAnswer(t, b.postMoneroo(monerooPayment(t, "payment.initiated", id, "initiated", `{}`)), db.ProviderEventIgnored)
+	requireAnswer(t, b.postMoneroo(monerooPayment(t, "payment.initiated", id, "initiated", `{}`)), db.OutcomeIgnored)
 	require.Equal(t, db.PaymentPending, b.paymentNow(p.ID).Status)
 	rec := b.providerEvent("moneroo", id+":payment.initiated")
-	require.Equal(t, db.ProviderEventIgnored, rec.Result)
+	require.Equal(t, db.OutcomeIgnored, rec.Result)
 	require.Equal(t, p.ID, *rec.ObjectID)
 
-	requireAnswer(t, b.postMoneroo([]byte(`{"event":"balance.updated","data":{"amount":100}}`)), db.ProviderEventIgnored)
-	requireAnswer(t, b.postMoneroo([]byte(`{"event":"balance.updated","data":{"amount":100}}`)), resultDuplicate)
-	requireAnswer(t, b.postMoneroo([]byte(`{"event":"balance.updated","data":{"amount":200}}`)), db.ProviderEventIgnored)
+	requireAnswer(t, b.postMoneroo([]byte(`{"event":"balance.updated","data":{"amount":100}}`)), db.OutcomeIgnored)
+	requireAnswer(t, b.postMoneroo([]byte(`{"event":"balance.updated","data":{"amount":100}}`)), db.OutcomeDuplicate)
+	requireAnswer(t, b.postMoneroo([]byte(`{"event":"balance.updated","data":{"amount":200}}`)), db.OutcomeIgnored)
 	require.Equal(t, 1, b.events(p.ID, ""), "only payment.pending")
 }
 
@@ -255,11 +267,8 @@ func FuzzMonerooWebhook(f *testing.F) {
 			require.Equal(t, db.EInvalid, db.ErrorCode(err))
 			return
 		}
-		requireStorableEvent(t, ev, body)
-		m, mapped := monerooEvents[ev.Type]
-		require.Equal(t, mapped, ev.Known)
-		require.Equal(t, m.object, ev.Object)
-		require.Equal(t, m.status, ev.Status)
+		requireStorableEvent(t, ev)
+		_, mapped := monerooTypes[ev.Type]
 		require.True(t, strings.HasSuffix(ev.Key, ":"+ev.Type))
 		if mapped {
 			require.Equal(t, ev.Ref+":"+ev.Type, ev.Key)

@@ -190,9 +190,8 @@ func setupConformance(t *testing.T) *conformance {
 	e := api.NewServer(api.Config{
 		AdminToken:            conformanceAdminToken,
 		AllowPrivateNetworks:  true,
-		StripeWebhookSecret:   conformanceStripe,
-		MonerooWebhookSecret:  conformanceMoneroo,
-		EBillingCallbackToken: conformanceEBilling,
+		ProviderSecrets: map[string]string{"stripe": conformanceStripe, "moneroo": conformanceMoneroo,
+			"ebilling": conformanceEBilling},
 	}, log, store, m)
 	doc := loadOpenAPI(t, e)
 	router, err := gorillamux.NewRouter(doc)
@@ -409,6 +408,21 @@ func TestOpenAPIConformance(t *testing.T) {
 	pending := c.id(c.ok(201, "POST", "/v1/payments", map[string]any{"amount": 700, "currency": "XAF", "gateway": "moneroo"}))
 	c.ok(200, "POST", "/admin/payments/"+pending+"/status", map[string]any{"status": "FAILED", "reason": "the provider confirmed by phone"}, admin...)
 	c.ok(200, "GET", "/admin/webhook-failures?limit=10", nil, admin...)
+
+	// Reviews: money captured after a cancel, a payout whose money left
+	// after it failed; both found, both resolved with a note.
+	c.ok(200, "POST", "/v1/payments/"+bare+"/simulate", map[string]any{"status": "SUCCEEDED", "amount_received": 100})
+	c.ok(200, "GET", "/admin/reviews?object=payment&limit=10", nil, admin...)
+	c.ok(200, "POST", "/admin/payments/"+bare+"/review/resolve", map[string]any{"note": "refunded at the provider"}, admin...)
+	c.ok(409, "POST", "/admin/payments/"+bare+"/review/resolve", map[string]any{"note": "again"}, admin...)
+	late := c.id(c.ok(201, "POST", "/v1/payouts", map[string]any{"amount": 2500, "currency": "XAF", "provider": "sandbox",
+		"recipient": map[string]string{"phone": "+24177000000"}, "provider_reference": "sb_po_conformance"}))
+	c.ok(409, "POST", "/v1/payouts", map[string]any{"amount": 2500, "currency": "XAF", "provider": "sandbox",
+		"recipient": map[string]string{"phone": "+24177000000"}, "provider_reference": "sb_po_conformance"})
+	c.ok(200, "POST", "/admin/payouts/"+late+"/status", map[string]any{"status": "FAILED", "reason": "bank said no"}, admin...)
+	c.ok(200, "POST", "/v1/payouts/"+late+"/simulate", map[string]any{"status": "SUCCEEDED"})
+	c.ok(200, "GET", "/admin/reviews", nil, admin...)
+	c.ok(200, "POST", "/admin/payouts/"+late+"/review/resolve", map[string]any{"note": "paid once, checked"}, admin...)
 
 	// Errors: each kind answers the documented shape (param absent, never null).
 	c.refused(400, "POST", "/v1/payments", `{"amount":"5000","currency":"XAF","gateway":"sandbox"}`)

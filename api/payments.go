@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/jackc/pgx/v5"
@@ -23,12 +24,21 @@ func (r *paymentCreateRequest) validate() error {
 	return firstErr(
 		checkAmount(r.Amount),
 		checkCurrency(r.Currency),
-		checkChoice("gateway", r.Gateway, gateways),
+		checkChoice("gateway", r.Gateway, db.Gateways),
+		checkGatewayCurrency(r.Gateway, r.Currency),
 		checkText("reference", r.Reference, maxReferenceLen),
 		checkText("description", r.Description, maxDescriptionLen),
 		checkMetadata(r.Metadata),
 		checkText("provider_reference", r.ProviderReference, maxReferenceLen),
 	)
+}
+
+// checkGatewayCurrency: eBilling bills in XAF only.
+func checkGatewayCurrency(gateway, currency string) error {
+	if gateway == db.ProviderEBilling && currency != "XAF" {
+		return invalidField("currency", "gateway ebilling takes XAF only")
+	}
+	return nil
 }
 
 func handlePaymentCreate(store *db.Store) echo.HandlerFunc {
@@ -71,12 +81,9 @@ func handlePaymentGet(store *db.Store) echo.HandlerFunc {
 	}
 }
 
-var paymentStatuses = []string{db.PaymentPending, db.PaymentAuthorized, db.PaymentSucceeded,
-	db.PaymentFailed, db.PaymentCancelled, db.PaymentRefunded}
-
 func handlePaymentList(store *db.Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		params, err := listParams(c, "status", paymentStatuses...)
+		params, err := listParams(c, "status", db.PaymentStatuses...)
 		if err != nil {
 			return err
 		}
@@ -88,8 +95,9 @@ func handlePaymentList(store *db.Store) echo.HandlerFunc {
 	}
 }
 
-// handlePaymentCancel moves a PENDING or AUTHORIZED payment to CANCELLED.
-// It takes no body.
+// handlePaymentCancel moves a PENDING, AUTHORIZED or FAILED payment to
+// CANCELLED: BoohPay stops tracking it (nothing is voided at the
+// provider). It takes no body.
 func handlePaymentCancel(store *db.Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id, err := pathID(c, "id")
@@ -97,7 +105,7 @@ func handlePaymentCancel(store *db.Store) echo.HandlerFunc {
 			return err
 		}
 		p, _, err := store.PaymentTransition(c.Request().Context(), db.TransitionParams{
-			MerchantID: merchantOf(c).ID, ID: id, Status: db.PaymentCancelled,
+			MerchantID: merchantOf(c).ID, ID: id, Actor: db.ActorMerchant, Status: db.PaymentCancelled,
 		})
 		if err != nil {
 			return err
@@ -107,13 +115,16 @@ func handlePaymentCancel(store *db.Store) echo.HandlerFunc {
 }
 
 type simulateRequest struct {
-	Status        string  `json:"status"`
-	FailureReason *string `json:"failure_reason"`
+	Status         string  `json:"status"`
+	FailureReason  *string `json:"failure_reason"`
+	AmountReceived *int64  `json:"amount_received"`
+	AmountRefunded *int64  `json:"amount_refunded"`
 }
 
-// decodeSimulate reads a simulate request ({status, failure_reason?}) for
-// the object in the path, with status one of statuses.
-func decodeSimulate(c echo.Context, statuses []string) (db.TransitionParams, error) {
+// decodeSimulate reads a simulate request ({status, failure_reason?,
+// amount_received?, amount_refunded?}) for the object in the path, with
+// status one of statuses; the amounts only when allowAmounts.
+func decodeSimulate(c echo.Context, statuses []string, allowAmounts bool) (db.TransitionParams, error) {
 	id, err := pathID(c, "id")
 	if err != nil {
 		return db.TransitionParams{}, err
@@ -123,17 +134,33 @@ func decodeSimulate(c echo.Context, statuses []string) (db.TransitionParams, err
 		return db.TransitionParams{}, err
 	}
 	if err := firstErr(checkChoice("status", req.Status, statuses),
-		checkText("failure_reason", req.FailureReason, maxDescriptionLen)); err != nil {
+		checkText("failure_reason", req.FailureReason, maxDescriptionLen),
+		checkSimulateAmount("amount_received", req.AmountReceived, allowAmounts),
+		checkSimulateAmount("amount_refunded", req.AmountRefunded, allowAmounts)); err != nil {
 		return db.TransitionParams{}, err
 	}
-	return db.TransitionParams{MerchantID: merchantOf(c).ID, ID: id, Status: req.Status, FailureReason: req.FailureReason}, nil
+	return db.TransitionParams{MerchantID: merchantOf(c).ID, ID: id, Actor: db.ActorSandbox, Status: req.Status,
+		FailureReason: req.FailureReason, AmountReceived: req.AmountReceived, AmountRefunded: req.AmountRefunded}, nil
 }
 
-// handlePaymentSimulate drives a sandbox payment through any legal
-// transition, as a provider would.
+func checkSimulateAmount(param string, v *int64, allowed bool) error {
+	switch {
+	case v == nil:
+		return nil
+	case !allowed:
+		return invalidField(param, param+" applies to payments only")
+	case *v < 0 || *v > maxAmount:
+		return invalidField(param, fmt.Sprintf("%s must be between 0 and %d", param, int64(maxAmount)))
+	}
+	return nil
+}
+
+// handlePaymentSimulate drives a sandbox payment through any move a
+// provider could make (amount_received with SUCCEEDED: a partial capture;
+// amount_refunded: a partial or full refund).
 func handlePaymentSimulate(store *db.Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		params, err := decodeSimulate(c, paymentStatuses)
+		params, err := decodeSimulate(c, db.PaymentStatuses, true)
 		if err != nil {
 			return err
 		}
@@ -142,7 +169,7 @@ func handlePaymentSimulate(store *db.Store) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if current.Gateway != "sandbox" { // the gateway never changes: no need to lock for this
+		if current.Gateway != db.ProviderSandbox { // the gateway never changes: no need to lock for this
 			return &db.Error{Code: db.EConflict, Param: "gateway",
 				Message: "simulate works only on payments with gateway sandbox"}
 		}

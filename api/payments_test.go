@@ -62,11 +62,22 @@ func TestPaymentCancelAndSimulate(t *testing.T) {
 	res = a.do("POST", "/v1/payments/"+id+"/cancel", nil) // already: a no-op
 	require.Equal(t, http.StatusOK, res.Code)
 
+	// What a provider could do, sandbox can: money captured after the cancel
+	// wins, flagged for review.
 	res = a.do("POST", "/v1/payments/"+id+"/simulate", map[string]any{"status": "SUCCEEDED"})
+	require.Equal(t, http.StatusOK, res.Code, "%s", res.Body)
+	require.Equal(t, "captured_after_cancel", res.json(t)["review"].(map[string]any)["reason"])
+
+	// A merchant cannot cancel money that moved.
+	res = a.do("POST", "/v1/payments/"+id+"/cancel", nil)
+	require.Equal(t, http.StatusConflict, res.Code)
+	require.Equal(t, "invalid_transition", res.errorOf(t)["code"])
+	res = a.do("POST", "/v1/payments/"+id+"/simulate", map[string]any{"status": "FAILED"})
 	require.Equal(t, http.StatusConflict, res.Code)
 	require.Equal(t, "invalid_transition", res.errorOf(t)["code"])
 
-	require.Equal(t, 3, a.count(`SELECT count(*) FROM events WHERE object_id = $1`, id))
+	// pending, authorized, cancelled, succeeded, requires_review
+	require.Equal(t, 5, a.count(`SELECT count(*) FROM events WHERE object_id = $1`, id))
 
 	// Simulate is for sandbox payments only.
 	res = a.do("POST", "/v1/payments", map[string]any{"amount": 100, "currency": "XOF", "gateway": "stripe"})

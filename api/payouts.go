@@ -15,14 +15,18 @@ type payoutCreateRequest struct {
 	Provider  string        `json:"provider"`
 	Recipient *db.Recipient `json:"recipient"`
 	Reference *string       `json:"reference"`
+	// ProviderReference is the provider's id for the payout, when the
+	// merchant started it there: its webhooks find the payout by it.
+	ProviderReference *string `json:"provider_reference"`
 }
 
 func (r *payoutCreateRequest) validate() error {
 	if err := firstErr(
 		checkAmount(r.Amount),
 		checkCurrency(r.Currency),
-		checkChoice("provider", r.Provider, providers),
+		checkChoice("provider", r.Provider, db.PayoutProviders),
 		checkText("reference", r.Reference, maxReferenceLen),
+		checkText("provider_reference", r.ProviderReference, maxReferenceLen),
 	); err != nil {
 		return err
 	}
@@ -55,6 +59,8 @@ func handlePayoutCreate(store *db.Store) echo.HandlerFunc {
 				Provider:   req.Provider,
 				Recipient:  *req.Recipient,
 				Reference:  req.Reference,
+
+				ProviderReference: req.ProviderReference,
 			})
 		})
 	}
@@ -74,11 +80,9 @@ func handlePayoutGet(store *db.Store) echo.HandlerFunc {
 	}
 }
 
-var payoutStatuses = []string{db.PayoutPending, db.PayoutProcessing, db.PayoutSucceeded, db.PayoutFailed}
-
 func handlePayoutList(store *db.Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		params, err := listParams(c, "status", payoutStatuses...)
+		params, err := listParams(c, "status", db.PayoutStatuses...)
 		if err != nil {
 			return err
 		}
@@ -93,7 +97,7 @@ func handlePayoutList(store *db.Store) echo.HandlerFunc {
 // handlePayoutSimulate drives a sandbox payout through any legal transition.
 func handlePayoutSimulate(store *db.Store) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		params, err := decodeSimulate(c, payoutStatuses)
+		params, err := decodeSimulate(c, db.PayoutStatuses, false)
 		if err != nil {
 			return err
 		}
@@ -102,7 +106,7 @@ func handlePayoutSimulate(store *db.Store) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if current.Provider != "sandbox" {
+		if current.Provider != db.ProviderSandbox {
 			return &db.Error{Code: db.EConflict, Param: "provider",
 				Message: "simulate works only on payouts with provider sandbox"}
 		}

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"cmp"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
@@ -11,41 +9,73 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/boohpay/boohpay/db"
 	"github.com/boohpay/boohpay/metrics"
 )
 
-// providerEvent is one provider call, authenticated and parsed: which of our
-// objects it concerns and what it asks of it. Each provider's file turns its
-// wire format into this; applyProviderEvent does the rest the same way for all.
-type providerEvent struct {
-	Provider string // stripe, moneroo, ebilling: also the payment's gateway and the payout's provider
-	Key      string // unique per provider event: what makes a replay a replay
-	Type     string // the provider's event type, as sent
-	Known    bool   // Type is one we map; metrics label any other "other"
-
-	Object        string    // "payment" or "payout"; "" when the event concerns none of ours
-	ID            uuid.UUID // our id, when the provider echoes it back (metadata, eBilling's reference)
-	Ref           string    // the provider's id for the object, to find it when ID does not
-	Status        string    // the status the event moves the object to; "" to record and ignore it
-	FailureReason *string
-	Ignored       string // why an event is ignored, for provider_events.detail
-	Amount        string // eBilling: the amount paid, checked against the payment's; "" for no check
-
-	Payload []byte
+// inboundProvider is one provider that reports to us through a webhook:
+// everything its route, the configuration and the metrics need. Adding a
+// provider is its parser file and one entry in inboundProviders.
+type inboundProvider struct {
+	Name    string // the route /v1/webhooks/{Name}; payments' gateway and payouts' provider
+	Setting string // the environment variable holding its secret
+	Parse   providerParseFunc
+	// Types are the event types it maps onto an action; any other type is
+	// recorded, ignored, and counted as "other".
+	Types map[string]providerType
 }
 
-// providerParseFunc authenticates one provider call and parses its raw body.
-// Authentication failures are EUnauthorized errors, malformed bodies EInvalid.
-type providerParseFunc func(c echo.Context, body []byte) (*providerEvent, error)
+// providerType is what one of a provider's event types concerns and asks.
+type providerType struct {
+	Object string // db.ObjectPayment or db.ObjectPayout
+	Action string // a db.ProviderAction*; parsers may refine it from the object
+}
+
+// providerParseFunc authenticates one provider call with the provider's
+// secret and parses its raw body. Authentication failures are
+// EUnauthorized errors, malformed bodies EInvalid.
+type providerParseFunc func(secret string, r *http.Request, body []byte) (*db.ProviderEventInput, error)
+
+// inboundProviders is the one table of providers that call us.
+var inboundProviders = []inboundProvider{
+	{Name: db.ProviderStripe, Setting: "STRIPE_WEBHOOK_SECRET", Parse: parseStripe, Types: stripeTypes},
+	{Name: db.ProviderMoneroo, Setting: "MONEROO_WEBHOOK_SECRET", Parse: parseMoneroo, Types: monerooTypes},
+	{Name: db.ProviderEBilling, Setting: "EBILLING_CALLBACK_TOKEN", Parse: parseEBilling, Types: ebillingTypes},
+}
+
+// InboundProviderSetting names a provider's secret setting.
+type InboundProviderSetting struct {
+	Name    string // the provider
+	Setting string // the environment variable
+}
+
+// InboundProviderSettings lists every inbound provider's secret setting,
+// for the configuration to read into Config.ProviderSecrets.
+func InboundProviderSettings() []InboundProviderSetting {
+	out := make([]InboundProviderSetting, len(inboundProviders))
+	for i, p := range inboundProviders {
+		out[i] = InboundProviderSetting{p.Name, p.Setting}
+	}
+	return out
+}
+
+// registerProviderMetrics makes every provider's webhooks_received_total
+// series exist from the first scrape.
+func registerProviderMetrics(m *metrics.Metrics) {
+	for _, p := range inboundProviders {
+		types := make([]string, 0, len(p.Types))
+		for t := range p.Types {
+			types = append(types, t)
+		}
+		m.WebhookProvider(p.Name, types)
+	}
+}
 
 // providerAnswer is the 200 body: the provider only needs the status code,
 // an operator replaying a call by hand can read what it did.
@@ -54,25 +84,23 @@ type providerAnswer struct {
 	Result   string `json:"result"`
 }
 
-// resultDuplicate is the answer's result for a replayed event; the others
-// are provider_events results (db.ProviderEvent…).
-const resultDuplicate = "duplicate"
-
 // maxProviderKeyLen bounds ids we index; real ones are a few dozen characters.
 const maxProviderKeyLen = 255
 
 // handleProviderWebhook is the one shape of every provider route: refuse when
 // its secret is not configured (never accept unsigned calls), read the raw
-// body once (signatures are over its bytes), authenticate and parse it, apply
-// it exactly once, then report the call in one place.
-func handleProviderWebhook(provider, setting, secret string, parse providerParseFunc, store *db.Store, log *slog.Logger, m *metrics.Metrics) echo.HandlerFunc {
+// body once (signatures are over its bytes), authenticate and parse it,
+// apply it (db decides the outcome), then report the call in one place.
+// Every authentic event answers 200, whatever its outcome: a provider
+// retries anything else, and Stripe disables an endpoint that keeps failing.
+func handleProviderWebhook(p inboundProvider, secret string, store *db.Store, log *slog.Logger, m *metrics.Metrics) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		var ev *providerEvent
-		var result string
+		var in *db.ProviderEventInput
+		var res *db.ProviderEventResult
 		err := func() error {
 			if secret == "" {
 				return &db.Error{Code: db.EUnavailable, Message: fmt.Sprintf(
-					"%s webhooks are disabled: %s is not set", provider, setting)}
+					"%s webhooks are disabled: %s is not set", p.Name, p.Setting)}
 			}
 			body, err := io.ReadAll(c.Request().Body)
 			if err != nil {
@@ -82,168 +110,78 @@ func handleProviderWebhook(provider, setting, secret string, parse providerParse
 				}
 				return invalid("", "could not read the request body")
 			}
-			if ev, err = parse(c, body); err != nil {
+			if in, err = p.Parse(secret, c.Request(), body); err != nil {
 				return err
 			}
-			result, err = applyProviderEvent(c.Request().Context(), store, log, ev)
+			in.Provider, in.Payload = p.Name, body
+			if t, ok := p.Types[in.Type]; ok {
+				in.Object = t.Object
+				in.Action = cmpOr(in.Action, t.Action)
+			} else {
+				in.Object, in.Action = "", db.ProviderActionRecord
+			}
+			if len(in.Ref) > maxProviderKeyLen || !isText(in.Ref) {
+				in.Ref = "" // the provider chose it; it goes into an index
+			}
+			res, err = store.ProviderEventApply(c.Request().Context(), in)
 			return err
 		}()
-		typ, label := receivedLabels(ev, result, err)
-		received(c, log, m, provider, typ, label)
+		typ := "unknown"
+		if in != nil {
+			typ = in.Type
+			if _, ok := p.Types[typ]; !ok {
+				typ = "other"
+			}
+		}
+		result := receivedResult(res, err)
+		received(c, log, m, p.Name, typ, result, res)
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, providerAnswer{Received: true, Result: result})
+		return c.JSON(http.StatusOK, providerAnswer{Received: true, Result: res.Outcome})
 	}
 }
 
-// receivedLabels names a call for webhooks_received_total: its type (the
-// provider's when we map it, "other" for the rest, "unknown" when the call
-// was not parsed) and its result.
-func receivedLabels(ev *providerEvent, result string, err error) (typ, label string) {
-	switch {
-	case ev == nil:
-		typ = "unknown"
-	case ev.Known:
-		typ = ev.Type
-	default:
-		typ = "other"
-	}
+// receivedResult names a call for webhooks_received_total{result}: the
+// outcome db decided, or why there was none.
+func receivedResult(res *db.ProviderEventResult, err error) string {
 	switch {
 	case db.ErrorCode(err) == db.EUnauthorized:
-		label = "invalid_signature"
-	case db.ErrorCode(err) == db.ENotFound:
-		label = "unknown_payment"
+		return metrics.ReceivedInvalidSignature
 	case err != nil:
-		label = "error"
-	case result == resultDuplicate:
-		label = "duplicate"
-	default:
-		label = "ok"
+		return metrics.ReceivedError
 	}
-	return typ, label
+	return res.Outcome
 }
 
-// received reports one provider call, once, with the labels of
-// webhooks_received_total{provider,type,result}.
-func received(c echo.Context, log *slog.Logger, m *metrics.Metrics, provider, typ, result string) {
+// received reports one provider call, once, in the metrics and the log;
+// outcomes a human must look at are warnings.
+func received(c echo.Context, log *slog.Logger, m *metrics.Metrics, provider, typ, result string, res *db.ProviderEventResult) {
 	m.WebhookReceived(provider, typ, result)
 	level := slog.LevelInfo
-	if result == "invalid_signature" || result == "error" {
+	switch result {
+	case metrics.ReceivedInvalidSignature, metrics.ReceivedError, db.OutcomeAmountMismatch, db.OutcomeDuplicatePayment,
+		db.OutcomeConflict:
 		level = slog.LevelWarn
 	}
-	log.LogAttrs(c.Request().Context(), level, "provider webhook",
-		slog.String("provider", provider), slog.String("type", typ), slog.String("result", result),
-		slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)))
+	attrs := []slog.Attr{slog.String("provider", provider), slog.String("type", typ), slog.String("result", result),
+		slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID))}
+	if res != nil {
+		if res.ObjectID != uuid.Nil {
+			attrs = append(attrs, slog.String(res.Object+"_id", res.ObjectID.String()))
+		}
+		if res.Detail != "" {
+			attrs = append(attrs, slog.String("detail", res.Detail))
+		}
+	}
+	log.LogAttrs(c.Request().Context(), level, "provider webhook", attrs...)
 }
 
-// applyProviderEvent applies ev exactly once. The object is looked up first
-// (ids, gateways and amounts never change, and the transaction then needs no
-// second connection); then one transaction records the event, which waits on
-// the unique index for a concurrent duplicate and finds a replay, and makes
-// the status change through the one transition path, so the record, the
-// change, the merchant's event and its delivery job commit together.
-//
-// Returns the result recorded (or resultDuplicate), ErrNotFound when the
-// object is not ours (nothing is recorded, so the provider's retry can apply
-// it later), or an EValidation error when eBilling's amount is not the
-// payment's (recorded, nothing changed).
-func applyProviderEvent(ctx context.Context, store *db.Store, log *slog.Logger, ev *providerEvent) (string, error) {
-	// The provider chose these; they go into a query and a text column.
-	if len(ev.Ref) > maxProviderKeyLen || !isText(ev.Ref) {
-		ev.Ref = ""
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
 	}
-	if r := ev.FailureReason; r != nil && !isText(*r) {
-		clean := strings.ToValidUTF8(strings.ReplaceAll(*r, "\x00", ""), "\uFFFD")
-		ev.FailureReason = &clean
-	}
-	var objectID uuid.UUID
-	var amount int64
-	switch ev.Object {
-	case "payment":
-		p, err := store.PaymentFindForProvider(ctx, ev.Provider, ev.ID, ev.Ref)
-		if err != nil {
-			return "", unknownObject(ev, err)
-		}
-		objectID, amount = p.ID, p.Amount
-	case "payout":
-		p, err := store.PayoutFindForProvider(ctx, ev.Provider, ev.ID, ev.Ref)
-		if err != nil {
-			return "", unknownObject(ev, err)
-		}
-		objectID = p.ID
-	}
-
-	var result string
-	var detail *string
-	err := store.InTx(ctx, func(tx pgx.Tx) error {
-		id, created, err := store.ProviderEventCreateTx(ctx, tx, db.ProviderEventCreateParams{
-			Provider: ev.Provider, EventKey: ev.Key, EventType: ev.Type,
-			ObjectType: ev.Object, ObjectID: objectID, Payload: ev.Payload,
-		})
-		if err != nil {
-			return err
-		}
-		if !created {
-			result = resultDuplicate
-			return nil
-		}
-		result, detail, err = applyStatus(ctx, store, tx, ev, objectID, amount)
-		if err != nil {
-			return err
-		}
-		return store.ProviderEventSetResultTx(ctx, tx, id, result, detail)
-	})
-	if err != nil {
-		return "", err
-	}
-	switch result {
-	case db.ProviderEventInvalidTransition:
-		log.WarnContext(ctx, "provider event refused by the state machine; recorded, status unchanged",
-			"provider", ev.Provider, "event_key", ev.Key, "type", ev.Type, ev.Object+"_id", objectID, "detail", *detail)
-	case db.ProviderEventAmountMismatch:
-		log.WarnContext(ctx, "provider amount does not match the payment's; recorded, payment unchanged",
-			"provider", ev.Provider, "event_key", ev.Key, "payment_id", objectID, "detail", *detail)
-		return result, invalidField("amount", "amount does not match the payment's amount; the payment is unchanged")
-	}
-	return result, nil
-}
-
-// applyStatus makes the status change ev asks for, in tx, and says what it did.
-func applyStatus(ctx context.Context, store *db.Store, tx pgx.Tx, ev *providerEvent, objectID uuid.UUID, amount int64) (string, *string, error) {
-	if ev.Object == "" || ev.Status == "" {
-		why := cmp.Or(ev.Ignored, "event type not handled")
-		return db.ProviderEventIgnored, &why, nil
-	}
-	if ev.Amount != "" && !amountMatches(ev.Amount, amount) {
-		why := fmt.Sprintf("amount %s does not match the payment's %d", ev.Amount, amount)
-		return db.ProviderEventAmountMismatch, &why, nil
-	}
-	params := db.TransitionParams{ID: objectID, Status: ev.Status, FailureReason: ev.FailureReason}
-	var changed bool
-	var err error
-	var refused *db.Error
-	if ev.Object == "payment" {
-		_, changed, err = store.PaymentTransitionTx(ctx, tx, params)
-	} else {
-		_, changed, err = store.PayoutTransitionTx(ctx, tx, params)
-	}
-	switch {
-	case errors.As(err, &refused) && refused.Code == db.EInvalidTransition:
-		return db.ProviderEventInvalidTransition, &refused.Message, nil
-	case err != nil:
-		return "", nil, err
-	case changed:
-		return db.ProviderEventApplied, nil, nil
-	}
-	return db.ProviderEventUnchanged, nil, nil
-}
-
-func unknownObject(ev *providerEvent, err error) error {
-	if !errors.Is(err, db.ErrNotFound) {
-		return err
-	}
-	return &db.Error{Code: db.ENotFound, Message: fmt.Sprintf("no %s %s matches this event", ev.Provider, ev.Object)}
+	return b
 }
 
 // isText reports whether Postgres text can keep s as is: valid UTF-8, no NUL.
@@ -271,6 +209,14 @@ func checkKey(param, v string) error {
 		return invalid(param, param+" is not valid UTF-8 text")
 	}
 	return nil
+}
+
+// storableText keeps provider-chosen text storable: valid UTF-8, no NUL.
+func storableText(s string) string {
+	if isText(s) {
+		return s
+	}
+	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
 }
 
 // hmacSHA256 is HMAC-SHA256(key, parts...), the scheme Stripe and Moneroo sign with.
@@ -314,18 +260,6 @@ func looseString(raw json.RawMessage) string {
 		return n.String()
 	}
 	return ""
-}
-
-// amountMatches reports whether a decimal amount in major units (validated
-// by parseDecimalAmount) equals want. Both sides are in the same unit only
-// for zero-decimal currencies, the XAF eBilling bills in.
-func amountMatches(amount string, want int64) bool {
-	whole, frac, _ := strings.Cut(amount, ".")
-	if strings.Trim(frac, "0") != "" {
-		return false
-	}
-	n, err := strconv.ParseInt(whole, 10, 64)
-	return err == nil && n == want
 }
 
 // parseDecimalAmount validates a non-negative decimal amount ("5000",

@@ -59,11 +59,13 @@ func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store, m *m
 	v1.POST("/api-keys", handleAPIKeyCreate(store))
 	v1.DELETE("/api-keys/:id", handleAPIKeyRevoke(store))
 
-	// Provider webhooks (no API key: each provider's own signature).
-	// Registered on e, not v1, so the merchant key check does not apply.
-	e.POST("/v1/webhooks/stripe", handleStripeWebhook(cfg.StripeWebhookSecret, store, log, m))
-	e.POST("/v1/webhooks/moneroo", handleMonerooWebhook(cfg.MonerooWebhookSecret, store, log, m))
-	e.POST("/v1/webhooks/ebilling", handleEBillingCallback(cfg.EBillingCallbackToken, store, log, m))
+	// Provider webhooks (no API key: each provider's own signature), one
+	// per inboundProviders entry: /v1/webhooks/stripe, /v1/webhooks/moneroo,
+	// /v1/webhooks/ebilling. Registered on e, not v1, so the merchant key
+	// check does not apply.
+	for _, p := range inboundProviders {
+		e.POST("/v1/webhooks/"+p.Name, handleProviderWebhook(p, cfg.ProviderSecrets[p.Name], store, log, m))
+	}
 
 	// Ops.
 	admin := e.Group("/admin", requireAdmin(cfg.AdminToken))
@@ -71,6 +73,10 @@ func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store, m *m
 	admin.POST("/merchants", handleAdminMerchantCreate(store, cfg.AllowPrivateNetworks))
 	admin.POST("/merchants/:id/api-keys", handleAdminAPIKeyCreate(store))
 	admin.POST("/payments/:id/status", handleAdminPaymentStatus(store))
+	admin.POST("/payouts/:id/status", handleAdminPayoutStatus(store))
+	admin.GET("/reviews", handleAdminReviewList(store))
+	admin.POST("/payments/:id/review/resolve", handleAdminReviewResolve(store, db.ObjectPayment))
+	admin.POST("/payouts/:id/review/resolve", handleAdminReviewResolve(store, db.ObjectPayout))
 	admin.GET("/webhook-failures", handleAdminWebhookFailureList(store))
 	if cfg.RiverUI != nil {
 		admin.Any("/river", echo.WrapHandler(cfg.RiverUI)) // redirects to /admin/river/

@@ -23,10 +23,11 @@ type Config struct {
 	MetricsToken         string
 	AllowPrivateNetworks bool
 
-	// Provider webhook secrets; an unset one disables its route (503).
-	StripeWebhookSecret   string // STRIPE_WEBHOOK_SECRET, as given (whsec_…)
-	MonerooWebhookSecret  string // MONEROO_WEBHOOK_SECRET
-	EBillingCallbackToken string // EBILLING_CALLBACK_TOKEN, expected in ?token=
+	// ProviderSecrets are the inbound providers' secrets by provider name
+	// (InboundProviderSettings says which setting holds each: Stripe's
+	// whsec_… as given, Moneroo's, eBilling's ?token=); an unset one
+	// disables its route (503).
+	ProviderSecrets map[string]string
 
 	// RateLimit is each API key's allowance in requests a second (burst
 	// twice that); 0 leaves the merchant API unlimited.
@@ -74,6 +75,7 @@ func NewServer(cfg Config, log *slog.Logger, store *db.Store, m *metrics.Metrics
 	e.Use(middleware.BodyLimit(maxBodyBytes))
 	e.Use(boundDatabaseWait(cmp.Or(cfg.DatabaseTimeout, databaseTimeoutDefault)))
 	e.Use(checkInput())
+	registerProviderMetrics(m)
 	addRoutes(e, cfg, log, store, m)
 	initRouteMetrics(m, e)
 	return e

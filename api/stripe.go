@@ -1,42 +1,45 @@
 package api
 
 import (
-	"cmp"
 	"crypto/hmac"
 	"encoding/hex"
 	"encoding/json"
-	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/labstack/echo/v4"
-
 	"github.com/boohpay/boohpay/db"
-	"github.com/boohpay/boohpay/metrics"
 )
 
 // stripeTolerance is how far a Stripe-Signature timestamp may be from our
 // clock, either way: Stripe's own libraries allow 300 s.
 const stripeTolerance = 300 * time.Second
 
-// stripeEvents maps the Stripe event types we act on (SPEC §4).
-var stripeEvents = map[string]string{
-	"payment_intent.succeeded":                 db.PaymentSucceeded,
-	"payment_intent.payment_failed":            db.PaymentFailed,
-	"payment_intent.canceled":                  db.PaymentCancelled,
-	"payment_intent.amount_capturable_updated": db.PaymentAuthorized,
-	"charge.refunded":                          db.PaymentRefunded,
+// stripeTypes are the Stripe event types we map.
+var stripeTypes = map[string]providerType{
+	"payment_intent.succeeded":                 {db.ObjectPayment, db.ProviderActionSucceed},
+	"payment_intent.payment_failed":            {db.ObjectPayment, db.ProviderActionFail}, // not terminal: a retry may succeed
+	"payment_intent.canceled":                  {db.ObjectPayment, db.ProviderActionCancel},
+	"payment_intent.amount_capturable_updated": {db.ObjectPayment, db.ProviderActionAuthorize},
+	"payment_intent.processing":                {db.ObjectPayment, db.ProviderActionRecord},
+	"payment_intent.requires_action":           {db.ObjectPayment, db.ProviderActionRecord},
+	"payment_intent.created":                   {db.ObjectPayment, db.ProviderActionRecord},
+	"charge.refunded":                          {db.ObjectPayment, db.ProviderActionRefund}, // captured:false: released
+	"charge.refund.updated":                    {db.ObjectPayment, db.ProviderActionRecord}, // status failed: undone
+	"charge.dispute.created":                   {db.ObjectPayment, db.ProviderActionDisputeOpen},
+	"charge.dispute.closed":                    {db.ObjectPayment, db.ProviderActionDisputeClosed},
+	"payout.paid":                              {db.ObjectPayout, db.ProviderActionSucceed},
+	"payout.failed":                            {db.ObjectPayout, db.ProviderActionFail},
+	"payout.canceled":                          {db.ObjectPayout, db.ProviderActionFail},
 }
 
-// handleStripeWebhook receives Stripe's events: POST /v1/webhooks/stripe.
-func handleStripeWebhook(secret string, store *db.Store, log *slog.Logger, m *metrics.Metrics) echo.HandlerFunc {
-	return handleProviderWebhook("stripe", "STRIPE_WEBHOOK_SECRET", secret, func(c echo.Context, body []byte) (*providerEvent, error) {
-		if err := verifyStripeSignature(c.Request().Header.Get("Stripe-Signature"), body, secret, time.Now()); err != nil {
-			return nil, err
-		}
-		return parseStripeEvent(body)
-	}, store, log, m)
+// parseStripe verifies Stripe-Signature and parses the event.
+func parseStripe(secret string, r *http.Request, body []byte) (*db.ProviderEventInput, error) {
+	if err := verifyStripeSignature(r.Header.Get("Stripe-Signature"), body, secret, time.Now()); err != nil {
+		return nil, err
+	}
+	return parseStripeEvent(body)
 }
 
 // verifyStripeSignature checks a Stripe-Signature header
@@ -109,14 +112,23 @@ type stripeEvent struct {
 	} `json:"data"`
 }
 
-// stripeObject is the part of a PaymentIntent or Charge we read.
+// stripeObject is the part of a PaymentIntent, Charge, Refund, Dispute or
+// Payout we read.
 type stripeObject struct {
 	ID               string          `json:"id"`
+	Object           string          `json:"object"`
 	Metadata         json.RawMessage `json:"metadata"`
-	PaymentIntent    json.RawMessage `json:"payment_intent"` // Charge: an id, or the intent when expanded
-	Amount           int64           `json:"amount"`
-	AmountRefunded   int64           `json:"amount_refunded"`
-	Refunded         *bool           `json:"refunded"`
+	PaymentIntent    json.RawMessage `json:"payment_intent"` // Charge, Refund, Dispute: an id, or the intent when expanded
+	Currency         string          `json:"currency"`
+	Status           string          `json:"status"`
+	Amount           *int64          `json:"amount"`
+	AmountCapturable *int64          `json:"amount_capturable"`
+	AmountReceived   *int64          `json:"amount_received"`
+	AmountCaptured   *int64          `json:"amount_captured"`
+	AmountRefunded   *int64          `json:"amount_refunded"`
+	Captured         *bool           `json:"captured"`
+	FailureCode      string          `json:"failure_code"`
+	FailureMessage   string          `json:"failure_message"`
 	LastPaymentError *struct {
 		Code        string `json:"code"`
 		DeclineCode string `json:"decline_code"`
@@ -124,12 +136,15 @@ type stripeObject struct {
 	} `json:"last_payment_error"`
 }
 
-// parseStripeEvent reads a verified Stripe event. The payment is named by
-// data.object.metadata.boohpay_payment_id, else by the PaymentIntent id
-// (for a Charge, its payment_intent) as provider_reference.
+// parseStripeEvent reads a verified Stripe event. The object is named by
+// data.object.metadata.boohpay_payment_id (boohpay_payout_id for payouts),
+// else by its id as provider_reference: the PaymentIntent's for
+// PaymentIntent, Charge, Refund and Dispute events (those are filed under
+// their payment_intent), the Payout's for payouts. Amounts are in Stripe's
+// minor units, currencies lower case.
 //
 // Returns an EInvalid error for a malformed body.
-func parseStripeEvent(body []byte) (*providerEvent, error) {
+func parseStripeEvent(body []byte) (*db.ProviderEventInput, error) {
 	if err := checkStorable(body); err != nil {
 		return nil, err
 	}
@@ -146,37 +161,68 @@ func parseStripeEvent(body []byte) (*providerEvent, error) {
 	if err := checkKey("type", e.Type); err != nil {
 		return nil, err
 	}
-	ev := &providerEvent{Provider: "stripe", Key: e.ID, Type: e.Type, Payload: body}
-	status, ok := stripeEvents[e.Type]
+	in := &db.ProviderEventInput{Key: e.ID, Type: e.Type}
+	t, ok := stripeTypes[e.Type]
 	if !ok {
-		return ev, nil // recorded, ignored
+		return in, nil // recorded, ignored
 	}
 	var obj stripeObject
 	if err := json.Unmarshal(e.Data.Object, &obj); err != nil || obj.ID == "" {
 		return nil, invalid("data.object", "data.object must be a Stripe object with an id")
 	}
-	ev.Known, ev.Object, ev.Status = true, "payment", status
-	ev.ID = ourID(metadataValue(obj.Metadata, "boohpay_payment_id"))
-	ev.Ref = obj.ID
+	in.Ref, in.Currency, in.Unit = obj.ID, obj.Currency, db.UnitMinor
+	in.OurID = ourID(metadataValue(obj.Metadata, "boohpay_"+t.Object+"_id"))
+	if pi := stripeID(obj.PaymentIntent); pi != "" && obj.Object != "payment_intent" {
+		in.Ref = pi
+	}
 	switch e.Type {
-	case "charge.refunded":
-		if pi := stripeID(obj.PaymentIntent); pi != "" {
-			ev.Ref = pi
-		}
-		// charge.refunded also fires for partial refunds; REFUNDED means all of it.
-		full := obj.Refunded != nil && *obj.Refunded ||
-			obj.Refunded == nil && obj.Amount > 0 && obj.AmountRefunded >= obj.Amount
-		if !full {
-			ev.Status, ev.Ignored = "", "partial refund"
-		}
+	case "payment_intent.succeeded":
+		in.Amount, in.AmountReceived = amountText(obj.Amount), amountText(obj.AmountReceived)
+	case "payment_intent.amount_capturable_updated":
+		in.Amount, in.AmountCapturable = amountText(obj.Amount), amountText(obj.AmountCapturable)
 	case "payment_intent.payment_failed":
+		in.Amount = amountText(obj.Amount)
 		if pe := obj.LastPaymentError; pe != nil {
-			if reason := cmp.Or(pe.Message, pe.DeclineCode, pe.Code); reason != "" {
-				ev.FailureReason = &reason
+			if reason := cmpOr(pe.Message, cmpOr(pe.DeclineCode, pe.Code)); reason != "" {
+				reason = storableText(reason)
+				in.FailureReason = &reason
 			}
 		}
+	case "payment_intent.canceled":
+		in.Amount = amountText(obj.Amount)
+	case "charge.refunded":
+		in.Amount = amountText(obj.Amount)
+		if obj.Captured != nil && !*obj.Captured {
+			in.Action = db.ProviderActionCancel // an uncaptured authorization released
+			break
+		}
+		in.AmountReceived, in.AmountRefunded = amountText(obj.AmountCaptured), amountText(obj.AmountRefunded)
+	case "charge.refund.updated":
+		if obj.Status == "failed" {
+			in.Action, in.RefundAmount = db.ProviderActionRefundFailed, amountText(obj.Amount)
+		} else {
+			in.Detail = "refund status " + storableText(obj.Status)
+		}
+	case "charge.dispute.created", "charge.dispute.closed":
+		in.DisputeStatus = storableText(obj.Status)
+	case "payout.paid":
+		in.Amount = amountText(obj.Amount)
+	case "payout.failed", "payout.canceled":
+		in.Amount = amountText(obj.Amount)
+		reason := cmpOr(obj.FailureMessage, cmpOr(obj.FailureCode, strings.TrimPrefix(e.Type, "payout.")))
+		reason = storableText(reason)
+		in.FailureReason = &reason
 	}
-	return ev, nil
+	in.Currency = storableText(in.Currency)
+	return in, nil
+}
+
+// amountText is a Stripe amount as text; "" when absent.
+func amountText(n *int64) string {
+	if n == nil {
+		return ""
+	}
+	return strconv.FormatInt(*n, 10)
 }
 
 // stripeID reads an expandable field: an id string, or the object with its id.

@@ -80,7 +80,7 @@ func TestStripeWebhookEvents(t *testing.T) {
 				body = stripeEventWithoutID(t, tc.typ, evtID, pi, tc.vars...)
 			}
 
-			requireAnswer(t, b.postStripe(body), db.ProviderEventApplied)
+			requireAnswer(t, b.postStripe(body), db.OutcomeApplied)
 
 			got := b.paymentNow(p.ID)
 			require.Equal(t, tc.wantStatus, got.Status)
@@ -96,7 +96,7 @@ func TestStripeWebhookEvents(t *testing.T) {
 
 			rec := b.providerEvent("stripe", evtID)
 			require.Equal(t, tc.typ, rec.EventType)
-			require.Equal(t, db.ProviderEventApplied, rec.Result)
+			require.Equal(t, db.OutcomeApplied, rec.Result)
 			require.Equal(t, string(body), rec.Payload, "the raw payload is kept as sent")
 			require.NotNil(t, rec.ObjectID)
 			require.Equal(t, p.ID, *rec.ObjectID)
@@ -147,7 +147,7 @@ func TestStripeWebhookSignature(t *testing.T) {
 	// While Stripe rolls the secret it sends one v1 per secret; any may match.
 	rolled := fmt.Sprintf("t=%s,v1=%s,v1=%s,v0=%s", ts,
 		hex.EncodeToString(hmacSHA256("whsec_old", []byte(ts), []byte("."), body)), goodSig, goodSig)
-	requireAnswer(t, b.post("/v1/webhooks/stripe", body, "Stripe-Signature", rolled), db.ProviderEventApplied)
+	requireAnswer(t, b.post("/v1/webhooks/stripe", body, "Stripe-Signature", rolled), db.OutcomeApplied)
 	require.Equal(t, db.PaymentSucceeded, b.paymentNow(p.ID).Status)
 }
 
@@ -159,10 +159,10 @@ func TestStripeWebhookReplay(t *testing.T) {
 	p := b.payment("stripe", 5000, pi)
 	body := stripeEventFor(t, "payment_intent.succeeded", "evt_replay_1", pi, p)
 
-	requireAnswer(t, b.postStripe(body), db.ProviderEventApplied)
+	requireAnswer(t, b.postStripe(body), db.OutcomeApplied)
 	first := b.paymentNow(p.ID)
 	for range 3 {
-		requireAnswer(t, b.postStripe(body), resultDuplicate)
+		requireAnswer(t, b.postStripe(body), db.OutcomeDuplicate)
 	}
 	require.Equal(t, first, b.paymentNow(p.ID))
 	require.Equal(t, 1, b.events(p.ID, "payment.succeeded"))
@@ -186,32 +186,38 @@ func TestStripeWebhookConcurrentDuplicates(t *testing.T) {
 	require.Equal(t, 1, b.count(`SELECT count(*) FROM provider_events`))
 }
 
-// TestStripeWebhookUnknownPayment: 404, nothing recorded, so Stripe's retry
-// applies the event once the payment is known.
+// TestStripeWebhookUnknownPayment: an event for a PaymentIntent we do not
+// know answers 200 unmatched (a 404 would make Stripe disable the whole
+// endpoint), is kept, and is applied when a payment with that
+// provider_reference is created: Stripe will not resend a 200'd event.
 func TestStripeWebhookUnknownPayment(t *testing.T) {
 	t.Parallel()
 	b := setupProviders(t)
 	stranger := &db.Payment{ID: uuid.New()}
 	body := stripeEventFor(t, "payment_intent.succeeded", "evt_unknown_1", "pi_3QPmY2Lkdi0aZb1xLater", stranger)
 
-	require.Equal(t, "resource_missing", requireError(t, b.postStripe(body), http.StatusNotFound))
-	require.Equal(t, 0, b.count(`SELECT count(*) FROM provider_events`))
-	require.Contains(t, b.logs.String(), "result=unknown_payment")
+	requireAnswer(t, b.postStripe(body), db.OutcomeUnmatched)
+	rec := b.providerEvent("stripe", "evt_unknown_1")
+	require.Equal(t, db.OutcomeUnmatched, rec.Result)
+	require.Equal(t, "pi_3QPmY2Lkdi0aZb1xLater", *rec.ObjectRef)
+	require.Contains(t, b.logs.String(), "result=unmatched")
 
-	// The payment appears, known by its PaymentIntent: the retry applies.
+	// The payment appears, known by its PaymentIntent: the parked event applies.
 	p := b.payment("stripe", 5000, "pi_3QPmY2Lkdi0aZb1xLater")
-	requireAnswer(t, b.postStripe(body), db.ProviderEventApplied)
 	require.Equal(t, db.PaymentSucceeded, b.paymentNow(p.ID).Status)
+	require.Equal(t, db.OutcomeApplied, b.providerEvent("stripe", "evt_unknown_1").Result)
+	require.Equal(t, 1, b.events(p.ID, "payment.succeeded"))
+	requireAnswer(t, b.postStripe(body), db.OutcomeDuplicate)
 }
 
 // TestStripeWebhookOtherGateway: Stripe cannot move a payment of another
-// gateway, even one its metadata names.
+// gateway, even one its metadata names: unmatched.
 func TestStripeWebhookOtherGateway(t *testing.T) {
 	t.Parallel()
 	b := setupProviders(t)
 	p := b.payment("moneroo", 5000, "")
 	body := stripeEventFor(t, "payment_intent.succeeded", "evt_other_gw", "pi_3QPmY2Lkdi0aZb1xOtherG", p)
-	requireError(t, b.postStripe(body), http.StatusNotFound)
+	requireAnswer(t, b.postStripe(body), db.OutcomeUnmatched)
 	require.Equal(t, db.PaymentPending, b.paymentNow(p.ID).Status)
 }
 
@@ -220,56 +226,68 @@ func TestStripeWebhookUnhandledType(t *testing.T) {
 	t.Parallel()
 	b := setupProviders(t)
 	body := golden(t, "stripe_customer.created.json", "event_id", "evt_customer_1")
-	requireAnswer(t, b.postStripe(body), db.ProviderEventIgnored)
+	requireAnswer(t, b.postStripe(body), db.OutcomeIgnored)
 	rec := b.providerEvent("stripe", "evt_customer_1")
 	require.Equal(t, "customer.created", rec.EventType)
-	require.Equal(t, db.ProviderEventIgnored, rec.Result)
+	require.Equal(t, db.OutcomeIgnored, rec.Result)
 	require.Nil(t, rec.ObjectID)
 	require.Equal(t, 0, b.count(`SELECT count(*) FROM events WHERE type <> 'payment.pending'`))
-	require.Contains(t, b.logs.String(), "type=other result=ok")
+	require.Contains(t, b.logs.String(), "type=other result=ignored")
 
-	requireAnswer(t, b.postStripe(body), resultDuplicate)
+	requireAnswer(t, b.postStripe(body), db.OutcomeDuplicate)
 }
 
-// TestStripeWebhookPartialRefund: charge.refunded for part of the amount is
-// recorded and ignored; REFUNDED means all of it.
+// TestStripeWebhookPartialRefund: charge.refunded for part of the captured
+// amount keeps SUCCEEDED, raises amount_refunded and emits
+// payment.partially_refunded; the refund that reaches the captured amount
+// moves to REFUNDED; an older total delivered late is stale.
 func TestStripeWebhookPartialRefund(t *testing.T) {
 	t.Parallel()
 	b := setupProviders(t)
 	pi := "pi_3QPmY2Lkdi0aZb1xPartia"
 	p := b.payment("stripe", 5000, pi)
 	b.setPaymentStatus(p.ID, db.PaymentSucceeded)
-	body := stripeEventFor(t, "charge.refunded", "evt_partial_1", pi, p, "amount_refunded", "1000", "refunded", "false")
+	partial := stripeEventFor(t, "charge.refunded", "evt_partial_1", pi, p, "amount_refunded", "1000", "refunded", "false")
+	full := stripeEventFor(t, "charge.refunded", "evt_partial_2", pi, p, "amount_refunded", "5000", "refunded", "true")
 
-	requireAnswer(t, b.postStripe(body), db.ProviderEventIgnored)
-	require.Equal(t, db.PaymentSucceeded, b.paymentNow(p.ID).Status)
-	rec := b.providerEvent("stripe", "evt_partial_1")
-	require.Equal(t, "partial refund", *rec.Detail)
-	require.Equal(t, p.ID, *rec.ObjectID)
+	requireAnswer(t, b.postStripe(partial), db.OutcomeApplied)
+	got := b.paymentNow(p.ID)
+	require.Equal(t, db.PaymentSucceeded, got.Status)
+	require.Equal(t, int64(1000), got.AmountRefunded)
+	require.Equal(t, 1, b.events(p.ID, "payment.partially_refunded"))
+
+	requireAnswer(t, b.postStripe(full), db.OutcomeApplied)
+	got = b.paymentNow(p.ID)
+	require.Equal(t, db.PaymentRefunded, got.Status)
+	require.Equal(t, int64(5000), got.AmountRefunded)
+	require.Equal(t, 1, b.events(p.ID, "payment.refunded"))
+
+	late := stripeEventFor(t, "charge.refunded", "evt_partial_0", pi, p, "amount_refunded", "500", "refunded", "false")
+	requireAnswer(t, b.postStripe(late), db.OutcomeStale)
+	require.Equal(t, int64(5000), b.paymentNow(p.ID).AmountRefunded)
 }
 
 // TestStripeWebhookIllegalTransition: a late payment_failed after the
-// payment SUCCEEDED is answered 200, recorded, logged at warn; the payment
-// is unchanged and no event is emitted.
+// payment SUCCEEDED is answered 200, recorded as stale; the payment is
+// unchanged and no event is emitted.
 func TestStripeWebhookIllegalTransition(t *testing.T) {
 	t.Parallel()
 	b := setupProviders(t)
 	pi := "pi_3QPmY2Lkdi0aZb1xLateFa"
 	p := b.payment("stripe", 5000, pi)
-	requireAnswer(t, b.postStripe(stripeEventFor(t, "payment_intent.succeeded", "evt_late_1", pi, p)), db.ProviderEventApplied)
+	requireAnswer(t, b.postStripe(stripeEventFor(t, "payment_intent.succeeded", "evt_late_1", pi, p)), db.OutcomeApplied)
 
-	requireAnswer(t, b.postStripe(stripeEventFor(t, "payment_intent.payment_failed", "evt_late_2", pi, p)), db.ProviderEventInvalidTransition)
+	requireAnswer(t, b.postStripe(stripeEventFor(t, "payment_intent.payment_failed", "evt_late_2", pi, p)), db.OutcomeStale)
 	got := b.paymentNow(p.ID)
 	require.Equal(t, db.PaymentSucceeded, got.Status)
 	require.Nil(t, got.FailureReason)
 	require.Equal(t, 0, b.events(p.ID, "payment.failed"))
 	rec := b.providerEvent("stripe", "evt_late_2")
-	require.Equal(t, db.ProviderEventInvalidTransition, rec.Result)
-	require.Equal(t, "a payment cannot move from SUCCEEDED to FAILED", *rec.Detail)
-	require.Contains(t, b.logs.String(), "level=WARN msg=\"provider event refused by the state machine")
+	require.Equal(t, db.OutcomeStale, rec.Result)
+	require.Equal(t, "stripe payment_intent.payment_failed on a SUCCEEDED payment: nothing changed", *rec.Detail)
 
 	// The same status again is a no-op, recorded as such.
-	requireAnswer(t, b.postStripe(stripeEventFor(t, "payment_intent.succeeded", "evt_late_3", pi, p)), db.ProviderEventUnchanged)
+	requireAnswer(t, b.postStripe(stripeEventFor(t, "payment_intent.succeeded", "evt_late_3", pi, p)), db.OutcomeIgnored)
 	require.Equal(t, 1, b.events(p.ID, "payment.succeeded"))
 }
 
@@ -398,34 +416,23 @@ func FuzzStripeEvent(f *testing.F) {
 			require.Equal(t, db.EInvalid, db.ErrorCode(err))
 			return
 		}
-		requireStorableEvent(t, ev, body)
-		status, mapped := stripeEvents[ev.Type]
-		require.Equal(t, mapped, ev.Known)
-		if mapped {
-			require.Equal(t, "payment", ev.Object)
+		requireStorableEvent(t, ev)
+		if _, mapped := stripeTypes[ev.Type]; mapped {
 			require.NotEmpty(t, ev.Ref)
-			if ev.Status == "" {
-				require.Equal(t, "charge.refunded", ev.Type)
-			} else {
-				require.Equal(t, status, ev.Status)
-			}
-		} else {
-			require.Empty(t, ev.Object)
 		}
 	})
 }
 
 // requireStorableEvent checks what every parser promises of an accepted event.
-func requireStorableEvent(t *testing.T, ev *providerEvent, body []byte) {
+func requireStorableEvent(t *testing.T, ev *db.ProviderEventInput) {
 	t.Helper()
 	require.NotEmpty(t, ev.Key)
 	require.LessOrEqual(t, len(ev.Key), maxProviderKeyLen)
 	require.True(t, isText(ev.Key))
 	require.NotEmpty(t, ev.Type)
 	require.True(t, isText(ev.Type))
-	require.True(t, isText(ev.Payload))
-	require.Equal(t, body, ev.Payload)
-	if ev.Object != "" {
-		require.Contains(t, []string{"payment", "payout"}, ev.Object)
+	require.True(t, isText(ev.Currency))
+	if r := ev.FailureReason; r != nil {
+		require.True(t, isText(*r))
 	}
 }

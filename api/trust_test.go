@@ -48,7 +48,7 @@ func waitClosed(t *testing.T, conn net.Conn) string {
 func TestServerClosesSlowAndIdleConnections(t *testing.T) {
 	t.Parallel()
 	store := dbtest.Store(t)
-	e := api.NewServer(api.Config{StripeWebhookSecret: "whsec_slow"}, slog.New(slog.DiscardHandler), store, nil)
+	e := api.NewServer(api.Config{ProviderSecrets: map[string]string{"stripe": "whsec_slow"}}, slog.New(slog.DiscardHandler), store, nil)
 	srv := httptest.NewUnstartedServer(e)
 	srv.Config = api.NewHTTPServer(e, api.ServerLimits{ReadHeaderTimeout: 300 * time.Millisecond,
 		ReadTimeout: 500 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})

@@ -2,6 +2,8 @@ package api
 
 import (
 	"fmt"
+
+	"github.com/boohpay/boohpay/db"
 	"strings"
 	"unicode/utf8"
 )
@@ -14,23 +16,6 @@ const (
 	maxMetadataKeys   = 50
 	maxMetadataKeyLen = 40
 	maxMetadataValLen = 500
-)
-
-// currencies are the ISO 4217 codes we accept: Central and West Africa
-// first, then the currencies our providers settle in.
-var currencies = map[string]bool{
-	"XAF": true, "XOF": true, "NGN": true, "GHS": true, "GNF": true, "CDF": true, "RWF": true,
-	"KES": true, "UGX": true, "TZS": true, "ZMW": true, "ZAR": true, "MAD": true, "EGP": true,
-	"MGA": true, "SLE": true, "LRD": true, "GMD": true, "CVE": true, "MRU": true, "BIF": true,
-	"ETB": true, "DZD": true, "TND": true, "AOA": true, "MZN": true, "MWK": true, "BWP": true,
-	"NAD": true, "SZL": true, "LSL": true, "MUR": true, "SCR": true, "KMF": true, "DJF": true,
-	"USD": true, "EUR": true, "GBP": true, "CHF": true, "CAD": true, "JPY": true, "CNY": true,
-	"AED": true, "SAR": true, "INR": true,
-}
-
-var (
-	gateways  = []string{"stripe", "moneroo", "ebilling", "sandbox"}
-	providers = []string{"moneroo", "stripe", "shap", "sandbox"}
 )
 
 func oneOf(v string, set []string) bool {
@@ -58,7 +43,7 @@ func checkCurrency(currency string) error {
 	if currency == "" {
 		return invalidField("currency", "currency is required")
 	}
-	if !currencies[currency] {
+	if !db.CurrencyKnown(currency) {
 		return invalidField("currency", fmt.Sprintf("currency %q is not a supported upper-case ISO 4217 code", clip(currency)))
 	}
 	return nil

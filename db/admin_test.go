@@ -20,7 +20,7 @@ func TestPaymentStatusOverrideIsOneTransaction(t *testing.T) {
 
 	// The audit row fails (admin_actions refuses a reason over 1000
 	// characters) after the transition ran: nothing of it may remain.
-	_, _, err := b.store.PaymentStatusOverride(ctx, db.PaymentOverrideParams{
+	_, _, err := b.store.PaymentStatusOverride(ctx, db.OverrideParams{
 		ID: p.ID, Status: db.PaymentSucceeded, Reason: strings.Repeat("r", 1001),
 	})
 	require.Error(t, err)
@@ -31,7 +31,7 @@ func TestPaymentStatusOverrideIsOneTransaction(t *testing.T) {
 	require.Equal(t, jobs, count(t, b.store, `SELECT count(*) FROM river_job`))
 	require.Zero(t, count(t, b.store, `SELECT count(*) FROM admin_actions`))
 
-	moved, action, err := b.store.PaymentStatusOverride(ctx, db.PaymentOverrideParams{
+	moved, action, err := b.store.PaymentStatusOverride(ctx, db.OverrideParams{
 		ID: p.ID, Status: db.PaymentSucceeded, Reason: "confirmed with Stripe support",
 	})
 	require.NoError(t, err)

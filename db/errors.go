@@ -22,6 +22,9 @@ const (
 	EInvalidTransition = "invalid_transition"
 	EIdempotency       = "idempotency_error"
 	EUnauthorized      = "unauthorized"
+	// EProviderReferenceTaken: the provider's object is already bound to
+	// another payment or payout of that gateway or provider.
+	EProviderReferenceTaken = "provider_reference_taken"
 )
 
 // Error is a domain error: a code, a message fit for the caller and, for

@@ -67,7 +67,7 @@ func TestObserverHearsCommittedChangesOnly(t *testing.T) {
 	// A transition whose transaction rolls back is never reported.
 	errAbort := errors.New("abort")
 	err := store.InTx(ctx, func(tx pgx.Tx) error {
-		if _, _, err := store.PaymentTransitionTx(ctx, tx, db.TransitionParams{ID: p.ID, Status: db.PaymentSucceeded}); err != nil {
+		if _, _, err := store.PaymentTransitionTx(ctx, tx, db.TransitionParams{Actor: db.ActorSandbox, ID: p.ID, Status: db.PaymentSucceeded}); err != nil {
 			return err
 		}
 		return errAbort
@@ -76,16 +76,16 @@ func TestObserverHearsCommittedChangesOnly(t *testing.T) {
 	require.Empty(t, rec.take())
 
 	// A no-op transition is not a change; a real one is reported once.
-	_, changed, err := store.PaymentTransition(ctx, db.TransitionParams{ID: p.ID, Status: db.PaymentPending})
+	_, changed, err := store.PaymentTransition(ctx, db.TransitionParams{Actor: db.ActorSandbox, ID: p.ID, Status: db.PaymentPending})
 	require.NoError(t, err)
 	require.False(t, changed)
 	require.Empty(t, rec.take())
-	_, _, err = store.PaymentTransition(ctx, db.TransitionParams{ID: p.ID, Status: db.PaymentSucceeded})
+	_, _, err = store.PaymentTransition(ctx, db.TransitionParams{Actor: db.ActorSandbox, ID: p.ID, Status: db.PaymentSucceeded})
 	require.NoError(t, err)
 	require.Equal(t, []string{"payment sandbox SUCCEEDED XAF 5000 created=false"}, rec.take())
 
 	// An illegal move fails its transaction: nothing to report.
-	_, _, err = store.PaymentTransition(ctx, db.TransitionParams{ID: p.ID, Status: db.PaymentFailed})
+	_, _, err = store.PaymentTransition(ctx, db.TransitionParams{Actor: db.ActorSandbox, ID: p.ID, Status: db.PaymentFailed})
 	require.Error(t, err)
 	require.Empty(t, rec.take())
 }
@@ -107,7 +107,7 @@ func TestObserverHearsPayoutsAndReleasedSavepointsOnly(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if _, _, err := store.PayoutTransitionTx(ctx, sp, db.TransitionParams{ID: po.ID, Status: db.PayoutFailed}); err != nil {
+		if _, _, err := store.PayoutTransitionTx(ctx, sp, db.TransitionParams{Actor: db.ActorSandbox, ID: po.ID, Status: db.PayoutFailed}); err != nil {
 			return err
 		}
 		if err := sp.Rollback(ctx); err != nil {
@@ -115,13 +115,13 @@ func TestObserverHearsPayoutsAndReleasedSavepointsOnly(t *testing.T) {
 		}
 		// ...a released one keeps it.
 		return pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-			_, _, err := store.PayoutTransitionTx(ctx, sp, db.TransitionParams{ID: po.ID, Status: db.PayoutProcessing})
+			_, _, err := store.PayoutTransitionTx(ctx, sp, db.TransitionParams{Actor: db.ActorSandbox, ID: po.ID, Status: db.PayoutProcessing})
 			return err
 		})
 	}))
 	require.Equal(t, []string{"payout moneroo PENDING", "payout moneroo PROCESSING"}, rec.take())
 
-	_, _, err := store.PayoutTransition(ctx, db.TransitionParams{ID: po.ID, Status: db.PayoutSucceeded})
+	_, _, err := store.PayoutTransition(ctx, db.TransitionParams{Actor: db.ActorSandbox, ID: po.ID, Status: db.PayoutSucceeded})
 	require.NoError(t, err)
 	require.Equal(t, []string{"payout moneroo SUCCEEDED"}, rec.take())
 }

@@ -74,6 +74,7 @@ func TestOperationsRunbook(t *testing.T) {
 	ctx := context.Background()
 	store := dbtest.Store(t)
 	f := seedRunbook(t, store)
+	seedRunbookMoney(t, store)
 
 	checks := map[string]func(t *testing.T, tx pgx.Tx, res runbookResult){
 		"stats-24h": func(t *testing.T, tx pgx.Tx, res runbookResult) {
@@ -196,6 +197,26 @@ func TestOperationsRunbook(t *testing.T) {
 			names := column(res, "table_name")
 			sort.Strings(names)
 			require.Equal(t, []string{"events", "payments", "payouts", "river_job", "webhook_deliveries", "webhook_delivery_attempts"}, names)
+		},
+		"in-review": func(t *testing.T, tx pgx.Tx, res runbookResult) {
+			require.Equal(t, []string{"payout", "payment"}, column(res, "object"), "newest review first")
+			require.Equal(t, []string{db.ReviewFailureAfterSuccess, db.ReviewAmountMismatch}, column(res, "reason"))
+			require.Equal(t, "Kribi Market", res.rows[1]["merchant_name"])
+			require.Equal(t, "pi_3QPmY2Lkdi0aZb1xRunbk", res.rows[1]["provider_reference"])
+		},
+		"provider-attention": func(t *testing.T, tx pgx.Tx, res runbookResult) {
+			var got []string
+			for _, r := range res.rows {
+				got = append(got, fmt.Sprintf("%s %s %d", r["provider"], r["result"], r["events"]))
+			}
+			require.Equal(t, []string{"moneroo conflict 1", "stripe amount_mismatch 1", "stripe unmatched 1"}, got)
+		},
+		"provider-object-history": func(t *testing.T, tx pgx.Tx, res runbookResult) {
+			require.Equal(t, []string{"payment_intent.succeeded"}, column(res, "event_type"))
+			require.Equal(t, []string{db.OutcomeAmountMismatch}, column(res, "result"))
+		},
+		"unmatched": func(t *testing.T, tx pgx.Tx, res runbookResult) {
+			require.Equal(t, []string{"pi_3QPmY2Lkdi0aZb1xNobody"}, column(res, "object_ref"))
 		},
 		"retention-due": func(t *testing.T, tx pgx.Tx, res runbookResult) {
 			require.EqualValues(t, 1, res.rows[0]["attempts_due"])
@@ -426,4 +447,46 @@ func txCount(t *testing.T, tx pgx.Tx, query string, args ...any) int {
 	var n int
 	require.NoError(t, tx.QueryRow(context.Background(), query, args...).Scan(&n))
 	return n
+}
+
+// seedRunbookMoney gives the review and provider_events statements their
+// data, through the real provider path: a Stripe success for the wrong
+// amount, an event for a PaymentIntent nobody has, and a Moneroo payout
+// reported failed after it succeeded. Its merchant has no endpoint, so the
+// delivery statements see nothing new.
+func seedRunbookMoney(t *testing.T, store *db.Store) {
+	t.Helper()
+	ctx := context.Background()
+	nm, err := store.MerchantCreate(ctx, "Kribi Market", "")
+	require.NoError(t, err)
+	pi, po := "pi_3QPmY2Lkdi0aZb1xRunbk", "po_runbook_1"
+	require.NoError(t, store.InTx(ctx, func(tx pgx.Tx) error {
+		if _, err := store.PaymentCreateTx(ctx, tx, db.PaymentCreateParams{MerchantID: nm.Merchant.ID, Amount: 5000,
+			Currency: "XAF", Gateway: "stripe", ProviderReference: &pi}); err != nil {
+			return err
+		}
+		phone := "+24166000000"
+		_, err := store.PayoutCreateTx(ctx, tx, db.PayoutCreateParams{MerchantID: nm.Merchant.ID, Amount: 20000,
+			Currency: "XAF", Provider: "moneroo", ProviderReference: &po, Recipient: db.Recipient{Phone: &phone}})
+		return err
+	}))
+	apply := func(in db.ProviderEventInput, want string) {
+		t.Helper()
+		in.Payload = []byte(`{}`)
+		res, err := store.ProviderEventApply(ctx, &in)
+		require.NoError(t, err)
+		require.Equal(t, want, res.Outcome)
+	}
+	stripe := func(key, ref, amount string) db.ProviderEventInput {
+		return db.ProviderEventInput{Provider: "stripe", Key: key, Type: "payment_intent.succeeded", Object: db.ObjectPayment,
+			Action: db.ProviderActionSucceed, Ref: ref, Currency: "xaf", Unit: db.UnitMinor, Amount: amount}
+	}
+	moneroo := func(event, action string) db.ProviderEventInput {
+		return db.ProviderEventInput{Provider: "moneroo", Key: po + ":" + event, Type: event, Object: db.ObjectPayout,
+			Action: action, Ref: po, Currency: "XAF", Unit: db.UnitMajor, Amount: "20000"}
+	}
+	apply(stripe("evt_runbook_1", pi, "500"), db.OutcomeAmountMismatch)
+	apply(stripe("evt_runbook_2", "pi_3QPmY2Lkdi0aZb1xNobody", "5000"), db.OutcomeUnmatched)
+	apply(moneroo("payout.success", db.ProviderActionSucceed), db.OutcomeApplied)
+	apply(moneroo("payout.failed", db.ProviderActionFail), db.OutcomeConflict)
 }

@@ -63,7 +63,7 @@ func TestOutboxWritesStatusEventDeliveryAndJobInOneTx(t *testing.T) {
 	require.NoError(t, err)
 	defer tx.Rollback(ctx) //nolint:errcheck
 
-	moved, changed, err := b.store.PaymentTransitionTx(ctx, tx, db.TransitionParams{ID: p.ID, Status: db.PaymentSucceeded})
+	moved, changed, err := b.store.PaymentTransitionTx(ctx, tx, db.TransitionParams{Actor: db.ActorSandbox, ID: p.ID, Status: db.PaymentSucceeded})
 	require.NoError(t, err)
 	require.True(t, changed)
 	require.Equal(t, db.PaymentSucceeded, moved.Status)
@@ -116,7 +116,7 @@ func TestOutboxWithoutWebhookURLRecordsEventOnly(t *testing.T) {
 	ctx := context.Background()
 	b := setupOutbox(t, "")
 	p := b.createPayment(t, "sandbox")
-	_, changed, err := b.store.PaymentTransition(ctx, db.TransitionParams{ID: p.ID, MerchantID: b.merchant.ID, Status: db.PaymentFailed})
+	_, changed, err := b.store.PaymentTransition(ctx, db.TransitionParams{Actor: db.ActorSandbox, ID: p.ID, MerchantID: b.merchant.ID, Status: db.PaymentFailed})
 	require.NoError(t, err)
 	require.True(t, changed)
 	require.Equal(t, 2, count(t, b.store, `SELECT count(*) FROM events WHERE object_id = $1`, p.ID))
@@ -130,7 +130,7 @@ func TestTransitionRules(t *testing.T) {
 	b := setupOutbox(t, "")
 	p := b.createPayment(t, "sandbox")
 	move := func(status string) (bool, error) {
-		_, changed, err := b.store.PaymentTransition(ctx, db.TransitionParams{ID: p.ID, MerchantID: b.merchant.ID, Status: status})
+		_, changed, err := b.store.PaymentTransition(ctx, db.TransitionParams{Actor: db.ActorSandbox, ID: p.ID, MerchantID: b.merchant.ID, Status: status})
 		return changed, err
 	}
 	changed, err := move(db.PaymentAuthorized)
@@ -141,7 +141,8 @@ func TestTransitionRules(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, changed)
 
-	_, err = move(db.PaymentRefunded) // AUTHORIZED → REFUNDED is not a move
+	// A merchant may only cancel.
+	_, _, err = b.store.PaymentTransition(ctx, db.TransitionParams{Actor: db.ActorMerchant, ID: p.ID, MerchantID: b.merchant.ID, Status: db.PaymentSucceeded})
 	require.Equal(t, db.EInvalidTransition, db.ErrorCode(err))
 
 	_, err = move(db.PaymentSucceeded)
@@ -161,7 +162,7 @@ func TestTransitionRules(t *testing.T) {
 	// Another merchant cannot move it, and learns nothing: not found.
 	other, err := b.store.MerchantCreate(ctx, "Other", "")
 	require.NoError(t, err)
-	_, _, err = b.store.PaymentTransition(ctx, db.TransitionParams{ID: p.ID, MerchantID: other.Merchant.ID, Status: db.PaymentCancelled})
+	_, _, err = b.store.PaymentTransition(ctx, db.TransitionParams{Actor: db.ActorSandbox, ID: p.ID, MerchantID: other.Merchant.ID, Status: db.PaymentCancelled})
 	require.True(t, errors.Is(err, db.ErrNotFound))
 }
 
@@ -174,15 +175,13 @@ func TestConcurrentTransitionsEmitOneEventPerRealChange(t *testing.T) {
 	const n = 12
 	var wg sync.WaitGroup
 	changes := make(chan bool, n)
-	for i := range n {
+	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Every caller asks for the same move: one of them makes it.
 			status := db.PaymentSucceeded
-			if i%2 == 1 {
-				status = db.PaymentFailed // loses to SUCCEEDED or wins: either way one terminal move
-			}
-			_, changed, err := b.store.PaymentTransition(ctx, db.TransitionParams{ID: p.ID, Status: status})
+			_, changed, err := b.store.PaymentTransition(ctx, db.TransitionParams{Actor: db.ActorSandbox, ID: p.ID, Status: status})
 			if err != nil && db.ErrorCode(err) != db.EInvalidTransition {
 				t.Error(err)
 			}
@@ -218,11 +217,11 @@ func TestPayoutTransitions(t *testing.T) {
 		return err
 	}))
 	for _, s := range []string{db.PayoutProcessing, db.PayoutSucceeded} {
-		_, changed, err := b.store.PayoutTransition(ctx, db.TransitionParams{ID: po.ID, MerchantID: b.merchant.ID, Status: s})
+		_, changed, err := b.store.PayoutTransition(ctx, db.TransitionParams{Actor: db.ActorSandbox, ID: po.ID, MerchantID: b.merchant.ID, Status: s})
 		require.NoError(t, err)
 		require.True(t, changed)
 	}
-	_, _, err := b.store.PayoutTransition(ctx, db.TransitionParams{ID: po.ID, Status: db.PayoutFailed})
+	_, _, err := b.store.PayoutTransition(ctx, db.TransitionParams{Actor: db.ActorSandbox, ID: po.ID, Status: db.PayoutFailed})
 	require.Equal(t, db.EInvalidTransition, db.ErrorCode(err))
 	require.Equal(t, 3, count(t, b.store, `SELECT count(*) FROM webhook_deliveries WHERE event_type LIKE 'payout.%'`))
 }

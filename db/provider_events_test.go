@@ -2,9 +2,8 @@ package db_test
 
 import (
 	"context"
-	"errors"
+	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -14,152 +13,182 @@ import (
 	"github.com/boohpay/boohpay/db/dbtest"
 )
 
-func providerEventParams(key string) db.ProviderEventCreateParams {
-	return db.ProviderEventCreateParams{Provider: "stripe", EventKey: key, EventType: "payment_intent.succeeded",
-		Payload: []byte(`{"id":"` + key + `"}`)}
+type applyBundle struct {
+	t        *testing.T
+	store    *db.Store
+	merchant *db.Merchant
 }
 
-// TestProviderEventCreateOnce: a second insert of (provider, key) creates
-// nothing; the same key at another provider is another event.
-func TestProviderEventCreateOnce(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
+func setupApply(t *testing.T) *applyBundle {
+	t.Helper()
 	store := dbtest.Store(t)
-
-	create := func(p db.ProviderEventCreateParams) (created bool) {
-		require.NoError(t, store.InTx(ctx, func(tx pgx.Tx) (err error) {
-			var id int64
-			id, created, err = store.ProviderEventCreateTx(ctx, tx, p)
-			if err != nil || !created {
-				return err
-			}
-			return store.ProviderEventSetResultTx(ctx, tx, id, db.ProviderEventIgnored, nil)
-		}))
-		return created
-	}
-	require.True(t, create(providerEventParams("evt_1")))
-	require.False(t, create(providerEventParams("evt_1")))
-	other := providerEventParams("evt_1")
-	other.Provider = "moneroo"
-	require.True(t, create(other))
-
-	e, err := store.ProviderEventGet(ctx, "stripe", "evt_1")
+	nm, err := store.MerchantCreate(context.Background(), "Apply Test", "https://merchant.example.com/hooks")
 	require.NoError(t, err)
-	require.Equal(t, db.ProviderEventIgnored, e.Result)
-	require.Equal(t, `{"id":"evt_1"}`, e.Payload)
-	require.Nil(t, e.ObjectID)
-	_, err = store.ProviderEventGet(ctx, "stripe", "evt_2")
-	require.ErrorIs(t, err, db.ErrNotFound)
+	return &applyBundle{t: t, store: store, merchant: nm.Merchant}
 }
 
-// TestProviderEventConcurrentDuplicate: the second insert of a key waits on
-// the unique index for the first transaction. If the first commits, the
-// second creates nothing; if it rolls back, the second creates the row.
-func TestProviderEventConcurrentDuplicate(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	store := dbtest.Store(t)
-
-	for _, firstCommits := range []bool{true, false} {
-		key := "evt_concurrent_" + uuid.NewString()
-		first, err := store.Pool.Begin(ctx)
-		require.NoError(t, err)
-		_, created, err := store.ProviderEventCreateTx(ctx, first, providerEventParams(key))
-		require.NoError(t, err)
-		require.True(t, created)
-
-		second := make(chan bool, 1)
-		go func() {
-			var created bool
-			err := store.InTx(ctx, func(tx pgx.Tx) (err error) {
-				_, created, err = store.ProviderEventCreateTx(ctx, tx, providerEventParams(key))
-				return err
-			})
-			if err != nil {
-				t.Error(err)
-			}
-			second <- created
-		}()
-		// While the first transaction is open the second cannot answer; its
-		// answer, below, depends on how the first one ends.
-		select {
-		case <-second:
-			t.Fatal("the duplicate insert did not wait for the first transaction")
-		case <-time.After(200 * time.Millisecond):
-		}
-		if firstCommits {
-			require.NoError(t, first.Commit(ctx))
-		} else {
-			require.NoError(t, first.Rollback(ctx))
-		}
-		require.Equal(t, !firstCommits, <-second, "first commits: %t", firstCommits)
+func (b *applyBundle) payment(gateway, ref string, amount int64) *db.Payment {
+	b.t.Helper()
+	params := db.PaymentCreateParams{MerchantID: b.merchant.ID, Amount: amount, Currency: "XAF", Gateway: gateway}
+	if ref != "" {
+		params.ProviderReference = &ref
 	}
-}
-
-// TestPaymentFindForProvider: our id first, within the gateway only, then
-// the provider's reference.
-func TestPaymentFindForProvider(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	store := dbtest.Store(t)
-	nm, err := store.MerchantCreate(ctx, "Finder", "")
-	require.NoError(t, err)
-	create := func(gateway, ref string) *db.Payment {
-		var p *db.Payment
-		require.NoError(t, store.InTx(ctx, func(tx pgx.Tx) (err error) {
-			p, err = store.PaymentCreateTx(ctx, tx, db.PaymentCreateParams{MerchantID: nm.Merchant.ID, Amount: 100,
-				Currency: "XAF", Gateway: gateway, ProviderReference: &ref})
-			return err
-		}))
-		return p
-	}
-	stripe := create("stripe", "pi_1")
-	moneroo := create("moneroo", "py_1")
-
-	for _, tc := range []struct {
-		gateway string
-		id      uuid.UUID
-		ref     string
-		want    *db.Payment
-	}{
-		{"stripe", stripe.ID, "", stripe},
-		{"stripe", stripe.ID, "pi_other", stripe},
-		{"stripe", uuid.Nil, "pi_1", stripe},
-		{"stripe", uuid.New(), "pi_1", stripe},
-		{"stripe", moneroo.ID, "pi_1", stripe}, // another gateway's id is not ours to use
-		{"stripe", moneroo.ID, "", nil},
-		{"moneroo", uuid.Nil, "pi_1", nil},
-		{"stripe", uuid.Nil, "", nil},
-	} {
-		got, err := store.PaymentFindForProvider(ctx, tc.gateway, tc.id, tc.ref)
-		if tc.want == nil {
-			require.True(t, errors.Is(err, db.ErrNotFound), "%+v: %v", tc, err)
-			continue
-		}
-		require.NoError(t, err)
-		require.Equal(t, tc.want.ID, got.ID)
-	}
-}
-
-func TestPayoutFindForProvider(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	store := dbtest.Store(t)
-	nm, err := store.MerchantCreate(ctx, "Finder", "")
-	require.NoError(t, err)
-	ref := "po_1"
-	var po *db.Payout
-	require.NoError(t, store.InTx(ctx, func(tx pgx.Tx) (err error) {
-		po, err = store.PayoutCreateTx(ctx, tx, db.PayoutCreateParams{MerchantID: nm.Merchant.ID, Amount: 100,
-			Currency: "XAF", Provider: "moneroo", ProviderReference: &ref})
+	var p *db.Payment
+	require.NoError(b.t, b.store.InTx(context.Background(), func(tx pgx.Tx) (err error) {
+		p, err = b.store.PaymentCreateTx(context.Background(), tx, params)
 		return err
 	}))
-	got, err := store.PayoutFindForProvider(ctx, "moneroo", po.ID, "")
-	require.NoError(t, err)
-	require.Equal(t, po.ID, got.ID)
-	got, err = store.PayoutFindForProvider(ctx, "moneroo", uuid.Nil, "po_1")
-	require.NoError(t, err)
-	require.Equal(t, po.ID, got.ID)
-	_, err = store.PayoutFindForProvider(ctx, "stripe", po.ID, "po_1")
-	require.ErrorIs(t, err, db.ErrNotFound)
+	return p
+}
+
+func (b *applyBundle) apply(in db.ProviderEventInput) *db.ProviderEventResult {
+	b.t.Helper()
+	if in.Provider == "" {
+		in.Provider = db.ProviderStripe
+	}
+	if in.Key == "" {
+		in.Key = "evt_" + uuid.NewString()
+	}
+	if in.Type == "" {
+		in.Type = "payment_intent.succeeded"
+	}
+	if in.Object == "" {
+		in.Object = db.ObjectPayment
+	}
+	in.Payload = []byte(`{"raw":true}`)
+	res, err := b.store.ProviderEventApply(context.Background(), &in)
+	require.NoError(b.t, err)
+	return res
+}
+
+func (b *applyBundle) get(id uuid.UUID) *db.Payment {
+	b.t.Helper()
+	p, err := b.store.PaymentGet(context.Background(), b.merchant.ID, id)
+	require.NoError(b.t, err)
+	return p
+}
+
+func succeed(ref string, id uuid.UUID, amount string) db.ProviderEventInput {
+	return db.ProviderEventInput{Action: db.ProviderActionSucceed, Ref: ref, OurID: id, Currency: "xaf",
+		Unit: db.UnitMinor, Amount: amount, AmountReceived: amount}
+}
+
+// TestProviderEventFind: our id only within the provider's own objects,
+// else the unique provider_reference; the first match binds the reference.
+func TestProviderEventFind(t *testing.T) {
+	t.Parallel()
+	b := setupApply(t)
+	stripe := b.payment("stripe", "pi_1", 100)
+	moneroo := b.payment("moneroo", "py_1", 100)
+	unbound := b.payment("stripe", "", 100)
+
+	for _, tc := range []struct {
+		name string
+		id   uuid.UUID
+		ref  string
+		want uuid.UUID
+	}{
+		{"our id", stripe.ID, "", stripe.ID},
+		{"ref", uuid.Nil, "pi_1", stripe.ID},
+		{"unknown id, ref", uuid.New(), "pi_1", stripe.ID},
+		{"another gateway's id is not ours to use", moneroo.ID, "pi_1", stripe.ID},
+		{"another gateway's id alone", moneroo.ID, "", uuid.Nil},
+		{"nothing", uuid.Nil, "", uuid.Nil},
+	} {
+		in := db.ProviderEventInput{Action: db.ProviderActionRecord, OurID: tc.id, Ref: tc.ref}
+		res := b.apply(in)
+		if tc.want == uuid.Nil {
+			require.Equal(t, db.OutcomeUnmatched, res.Outcome, tc.name)
+			continue
+		}
+		require.Equal(t, db.OutcomeIgnored, res.Outcome, tc.name)
+		require.Equal(t, tc.want, res.ObjectID, tc.name)
+	}
+
+	// Found by our id, an unbound payment is bound to the provider's object.
+	res := b.apply(db.ProviderEventInput{Action: db.ProviderActionRecord, OurID: unbound.ID, Ref: "pi_2"})
+	require.Equal(t, unbound.ID, res.ObjectID)
+	require.Equal(t, "pi_2", *b.get(unbound.ID).ProviderReference)
+	res = b.apply(db.ProviderEventInput{Action: db.ProviderActionRecord, Ref: "pi_2"})
+	require.Equal(t, unbound.ID, res.ObjectID)
+}
+
+// TestProviderEventParkedUntilCreated: an event for an object we do not
+// have yet is parked, then applied, in order, when a payment is created
+// with its provider_reference; nothing is applied twice.
+func TestProviderEventParkedUntilCreated(t *testing.T) {
+	t.Parallel()
+	b := setupApply(t)
+	require.Equal(t, db.OutcomeUnmatched, b.apply(db.ProviderEventInput{Action: db.ProviderActionFail, Ref: "pi_late",
+		Type: "payment_intent.payment_failed", Currency: "xaf", Unit: db.UnitMinor, Amount: "700"}).Outcome)
+	require.Equal(t, db.OutcomeUnmatched, b.apply(succeed("pi_late", uuid.Nil, "700")).Outcome)
+
+	p := b.payment("stripe", "pi_late", 700)
+	require.Equal(t, db.PaymentSucceeded, p.Status, "parked events applied at creation")
+	require.Equal(t, int64(700), *p.AmountReceived)
+	require.Equal(t, 3, count(t, b.store, `SELECT count(*) FROM events WHERE object_id = $1`, p.ID)) // pending, failed, succeeded
+	require.Equal(t, 0, count(t, b.store, `SELECT count(*) FROM provider_events WHERE result = 'unmatched'`))
+	require.Equal(t, 2, count(t, b.store, `SELECT count(*) FROM provider_events WHERE result = 'applied' AND object_id = $1`, p.ID))
+
+	// A second payment cannot claim the reference.
+	ref := "pi_late"
+	err := b.store.InTx(context.Background(), func(tx pgx.Tx) error {
+		_, err := b.store.PaymentCreateTx(context.Background(), tx, db.PaymentCreateParams{MerchantID: b.merchant.ID,
+			Amount: 700, Currency: "XAF", Gateway: "stripe", ProviderReference: &ref})
+		return err
+	})
+	require.Equal(t, db.EProviderReferenceTaken, db.ErrorCode(err))
+}
+
+// TestProviderEventConcurrentDuplicate: the same event delivered many
+// times at once is applied once; the rest are duplicates.
+func TestProviderEventConcurrentDuplicate(t *testing.T) {
+	t.Parallel()
+	b := setupApply(t)
+	p := b.payment("stripe", "pi_dup", 500)
+	in := succeed("pi_dup", uuid.Nil, "500")
+	in.Provider, in.Key, in.Type, in.Object = db.ProviderStripe, "evt_dup", "payment_intent.succeeded", db.ObjectPayment
+	var wg sync.WaitGroup
+	outcomes := make(chan string, 8)
+	for range 8 {
+		wg.Go(func() {
+			c := in
+			res, err := b.store.ProviderEventApply(context.Background(), &c)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			outcomes <- res.Outcome
+		})
+	}
+	wg.Wait()
+	close(outcomes)
+	got := map[string]int{}
+	for o := range outcomes {
+		got[o]++
+	}
+	require.Equal(t, map[string]int{db.OutcomeApplied: 1, db.OutcomeDuplicate: 7}, got)
+	require.Equal(t, 1, count(t, b.store, `SELECT count(*) FROM events WHERE object_id = $1 AND type = 'payment.succeeded'`, p.ID))
+}
+
+// TestProviderEventMajorUnits: amounts in major units are scaled by
+// the currency's exponent; anything that is not a whole number of minor
+// units is a mismatch.
+func TestProviderEventMajorUnits(t *testing.T) {
+	t.Parallel()
+	b := setupApply(t)
+	var p *db.Payment
+	require.NoError(t, b.store.InTx(context.Background(), func(tx pgx.Tx) (err error) {
+		p, err = b.store.PaymentCreateTx(context.Background(), tx, db.PaymentCreateParams{MerchantID: b.merchant.ID,
+			Amount: 1250, Currency: "EUR", Gateway: "moneroo"})
+		return err
+	}))
+	major := func(amount string) string {
+		return b.apply(db.ProviderEventInput{Provider: "moneroo", Type: "payment.success", Action: db.ProviderActionSucceed,
+			OurID: p.ID, Currency: "EUR", Unit: db.UnitMajor, Amount: amount, AtLeast: true}).Outcome
+	}
+	require.Equal(t, db.OutcomeAmountMismatch, major("12.4"))
+	require.Equal(t, db.OutcomeAmountMismatch, major("12.505"))
+	require.Equal(t, db.OutcomeApplied, major("12.50"))
+	require.Equal(t, int64(1250), *b.get(p.ID).AmountReceived)
 }

@@ -109,7 +109,8 @@ func exposedNames(t *testing.T) map[string]bool {
 	b.m.HTTPRequest("GET", "/readyz", 503, time.Millisecond)
 	b.m.PaymentCommitted("sandbox", "PENDING", "XAF", 100, true)
 	b.m.PayoutCommitted("sandbox", "PENDING")
-	b.m.WebhookReceived("stripe", "charge.refunded", metrics.ReceivedOK)
+	b.m.WebhookProvider("stripe", []string{"charge.refunded"})
+	b.m.WebhookReceived("stripe", "charge.refunded", "applied")
 	b.m.DeliveryAttempt(metrics.DeliverySucceeded, "", time.Millisecond)
 	b.m.RiverEvent(&river.Event{Kind: river.EventKindJobCompleted,
 		Job:      &rivertype.JobRow{Kind: "webhook_delivery", Queue: "default", State: rivertype.JobStateCompleted},

@@ -1,7 +1,9 @@
 // Package metrics owns what BoohPay tells Prometheus: every metric of SPEC §6
 // on the service's own registry, the collectors that read Postgres at scrape
 // time (River's queue, the delivery ledger, the pool), and River's job events.
-// It imports none of BoohPay's packages, so api, jobs and db can all use it.
+// Its bounded label values come from db's vocabularies (db/vocab.go), the
+// one home of gateways, providers, statuses and outcomes; db itself reports
+// to it through its Observer interface, never by importing it.
 //
 // The recording methods are safe on a nil *Metrics (they do nothing), so code
 // under test can run without a registry.
@@ -17,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
+
+	"github.com/boohpay/boohpay/db"
 )
 
 // Config is what the scrape-time collectors need.
@@ -59,6 +63,10 @@ type Metrics struct {
 	deliveryErrors   *prometheus.CounterVec
 	deliveryDuration *prometheus.HistogramVec
 
+	// receivedTypes bound webhooks_received_total{type} per provider: the
+	// event types each provider maps (WebhookProvider); any other is "other".
+	receivedTypes map[string][]string
+
 	jobsWorked   *prometheus.CounterVec
 	jobQueueWait *prometheus.HistogramVec
 	jobRun       *prometheus.HistogramVec
@@ -67,12 +75,10 @@ type Metrics struct {
 // The bounded label values. Callers pass these; anything else is folded into
 // a catch-all so that no caller can grow a label without bound.
 var (
-	// Payments' gateways and payouts' providers (SPEC §3).
-	gateways  = []string{"stripe", "moneroo", "ebilling", "sandbox"}
-	providers = []string{"moneroo", "stripe", "shap", "sandbox"}
-	// Statuses as the API shows them.
-	paymentStatuses = []string{"PENDING", "AUTHORIZED", "SUCCEEDED", "FAILED", "CANCELLED", "REFUNDED"}
-	payoutStatuses  = []string{"PENDING", "PROCESSING", "SUCCEEDED", "FAILED"}
+	gateways        = db.Gateways
+	providers       = append(append([]string{}, db.PayoutProviders...), db.PayoutProvidersRetired...)
+	paymentStatuses = db.PaymentStatuses
+	payoutStatuses  = db.PayoutStatuses
 )
 
 // Outcomes of one delivery attempt: webhook_deliveries_total{status}.
@@ -92,29 +98,17 @@ const (
 	ReasonBlocked    = "blocked"     // the URL resolves to a refused (private) address
 )
 
-// Results of a provider webhook: webhooks_received_total{result}.
+// Results of a provider webhook besides the outcomes db decides
+// (db.ProviderEventOutcomes): webhooks_received_total{result}.
 const (
-	ReceivedOK               = "ok"
-	ReceivedInvalidSignature = "invalid_signature"
-	ReceivedDuplicate        = "duplicate"
-	ReceivedUnknownPayment   = "unknown_payment"
-	ReceivedError            = "error"
+	ReceivedInvalidSignature = "invalid_signature" // 401: not the provider
+	ReceivedError            = "error"             // refused (malformed, 503) or failed: the provider retries
 )
 
 var (
 	deliveryStatuses = []string{DeliverySucceeded, DeliveryRetrying, DeliveryFailed, DeliveryRecovered}
 	deliveryReasons  = []string{ReasonHTTPStatus, ReasonTimeout, ReasonConnection, ReasonRedirect, ReasonBlocked}
-	receivedResults  = []string{ReceivedOK, ReceivedInvalidSignature, ReceivedDuplicate, ReceivedUnknownPayment, ReceivedError}
-
-	// providerEventTypes are the provider event types SPEC §4 maps; any
-	// other type (unsigned requests can claim anything) is counted as "other".
-	providerEventTypes = map[string][]string{
-		"stripe": {"payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.canceled",
-			"payment_intent.amount_capturable_updated", "charge.refunded"},
-		"moneroo": {"payment.success", "payment.failed", "payment.cancelled",
-			"payout.initiated", "payout.success", "payout.failed"},
-		"ebilling": {"payment.paid"},
-	}
+	receivedResults  = append(append([]string{}, db.ProviderEventOutcomes...), ReceivedInvalidSignature, ReceivedError)
 )
 
 const (
@@ -127,7 +121,8 @@ const (
 // holds them: one Metrics per registry.
 func New(reg *prometheus.Registry, cfg Config) *Metrics {
 	m := &Metrics{
-		reg: reg,
+		reg:           reg,
+		receivedTypes: map[string][]string{},
 		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "http_request_duration_seconds",
 			Help:    "HTTP request latency by method, route template and status.",
@@ -224,6 +219,7 @@ func New(reg *prometheus.Registry, cfg Config) *Metrics {
 			&queueCollector{pool: cfg.Pool, queues: queues, timeout: timeout, log: log},
 			&deliveryCollector{pool: cfg.Pool, timeout: timeout, log: log},
 			&endpointCollector{pool: cfg.Pool, timeout: timeout, log: log},
+			&reviewCollector{pool: cfg.Pool, timeout: timeout, log: log},
 			poolCollector{pool: cfg.Pool},
 		)
 	}
@@ -264,13 +260,7 @@ func (m *Metrics) initSeries() {
 			m.paymentAmount.WithLabelValues(g, c)
 		}
 	}
-	for provider, types := range providerEventTypes {
-		for _, typ := range append([]string{other, typeUnknown}, types...) {
-			for _, result := range receivedResults {
-				m.webhooksReceived.WithLabelValues(provider, typ, result)
-			}
-		}
-	}
+	// webhooks_received_total's series: WebhookProvider, per provider.
 }
 
 // homeCurrencies are the currencies payment_amount starts with at zero: the
@@ -329,16 +319,32 @@ func (m *Metrics) PayoutCommitted(provider, status string) {
 	m.payoutsByStatus.WithLabelValues(status).Inc()
 }
 
-// WebhookReceived records one provider webhook: provider is stripe, moneroo
-// or ebilling; typ the provider's event type (for eBilling, whose callback
-// has none, "payment.paid"), or "unknown" when the call could not be read;
-// result one of the Received* constants. Types we do not map count as
-// "other": an unsigned caller can claim any type.
+// WebhookProvider declares an inbound provider and the event types it
+// maps, and creates its webhooks_received_total series at 0 for each type
+// (and "other", "unknown") and result. Call it once per provider at start.
+func (m *Metrics) WebhookProvider(provider string, types []string) {
+	if m == nil {
+		return
+	}
+	m.receivedTypes[provider] = types
+	for _, typ := range append(append([]string{}, types...), other, typeUnknown) {
+		for _, r := range receivedResults {
+			m.webhooksReceived.WithLabelValues(provider, typ, r)
+		}
+	}
+}
+
+// WebhookReceived records one provider webhook: provider one declared by
+// WebhookProvider; typ the provider's event type (for eBilling, whose
+// callback has none, "payment.paid"), or "unknown" when the call could not
+// be read; result an outcome (db.Outcome*) or a Received* constant. Types
+// the provider does not map count as "other": an unsigned caller can claim
+// any type.
 func (m *Metrics) WebhookReceived(provider, typ, result string) {
 	if m == nil {
 		return
 	}
-	types, ok := providerEventTypes[provider]
+	types, ok := m.receivedTypes[provider]
 	if !ok {
 		provider = other
 	}

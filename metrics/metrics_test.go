@@ -53,7 +53,8 @@ func TestExpositionIsPedanticCleanAndPassesPromtool(t *testing.T) {
 	b.m.PaymentCommitted("sandbox", "PENDING", "XAF", 5000, true)
 	b.m.PaymentCommitted("sandbox", "SUCCEEDED", "XAF", 5000, false)
 	b.m.PayoutCommitted("moneroo", "PENDING")
-	b.m.WebhookReceived("stripe", "payment_intent.succeeded", metrics.ReceivedOK)
+	b.m.WebhookProvider("stripe", []string{"payment_intent.succeeded"})
+	b.m.WebhookReceived("stripe", "payment_intent.succeeded", "applied")
 	b.m.DeliveryAttempt(metrics.DeliveryRetrying, metrics.ReasonTimeout, 10*time.Second)
 	b.m.DeliveryAttempt(metrics.DeliverySucceeded, "", 40*time.Millisecond)
 
@@ -102,7 +103,9 @@ func TestLabelsStayBounded(t *testing.T) {
 	m := metrics.New(reg, metrics.Config{})
 	// Values from outside a label's set fold into "other": an unsigned
 	// provider call can claim any type, and a bug must not mint series.
-	m.WebhookReceived("stripe", "customer.created", metrics.ReceivedOK)
+	m.WebhookProvider("stripe", []string{"payment_intent.succeeded"})
+	m.WebhookProvider("moneroo", []string{"payment.success"})
+	m.WebhookReceived("stripe", "customer.created", "applied")
 	m.WebhookReceived("stripe", "0b6c3f4e-8c1d-4f7e-9a55-7d8e1f2a3b4c", metrics.ReceivedInvalidSignature)
 	m.WebhookReceived("paypal", "payment.success", "weird")
 	m.WebhookReceived("moneroo", "unknown", metrics.ReceivedInvalidSignature)
@@ -110,7 +113,7 @@ func TestLabelsStayBounded(t *testing.T) {
 	m.PaymentCommitted("sandbox", "PENDING", "not-a-currency", 1, true)
 
 	text := scrapeText(t, m)
-	require.Contains(t, text, `webhooks_received_total{provider="stripe",result="ok",type="other"} 1`)
+	require.Contains(t, text, `webhooks_received_total{provider="stripe",result="applied",type="other"} 1`)
 	require.Contains(t, text, `webhooks_received_total{provider="stripe",result="invalid_signature",type="other"} 1`)
 	require.Contains(t, text, `webhooks_received_total{provider="other",result="other",type="other"} 1`)
 	require.Contains(t, text, `webhooks_received_total{provider="moneroo",result="invalid_signature",type="unknown"} 1`)

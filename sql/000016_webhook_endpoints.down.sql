@@ -1,3 +1,4 @@
+DROP INDEX IF EXISTS webhook_deliveries_merchant_event_idx;
 DROP VIEW webhook_delivery_backlog;
 CREATE VIEW webhook_delivery_backlog AS
 SELECT count(*) FILTER (WHERE status = 'PENDING' AND next_retry_at <= now()) AS due,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/boohpay/boohpay/api"
 	"github.com/boohpay/boohpay/jobs"
 )
 
@@ -36,12 +37,12 @@ type config struct {
 	WebhookRetention     time.Duration
 	RiverPollOnly        bool
 	AllowPrivateNetworks bool
-	StripeWebhookSecret  string
-	MonerooWebhookSecret string
-	EBillingToken        string
-	ShutdownTimeout      time.Duration
-	DatabaseTimeout      time.Duration
-	RateLimit            float64 // requests a second per API key; 0 = unlimited
+	// ProviderSecrets are the inbound providers' secrets by provider, read
+	// from the setting each names (STRIPE_WEBHOOK_SECRET, …).
+	ProviderSecrets map[string]string
+	ShutdownTimeout time.Duration
+	DatabaseTimeout time.Duration
+	RateLimit       float64 // requests a second per API key; 0 = unlimited
 }
 
 // configError names the variable at fault, so a bad deploy fails with one clear line.
@@ -72,12 +73,17 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		WebhookRetention:     p.duration("WEBHOOK_RETENTION", 30*24*time.Hour),
 		RiverPollOnly:        p.boolean("RIVER_POLL_ONLY", false),
 		AllowPrivateNetworks: p.boolean("WEBHOOK_ALLOW_PRIVATE_NETWORKS", false),
-		StripeWebhookSecret:  getenv("STRIPE_WEBHOOK_SECRET"),
-		MonerooWebhookSecret: getenv("MONEROO_WEBHOOK_SECRET"),
-		EBillingToken:        getenv("EBILLING_CALLBACK_TOKEN"),
 		ShutdownTimeout:      p.duration("SHUTDOWN_TIMEOUT", 25*time.Second),
 		DatabaseTimeout:      p.duration("DATABASE_TIMEOUT", 5*time.Second),
 		RateLimit:            p.rate("RATE_LIMIT", 100),
+	}
+	for _, ps := range api.InboundProviderSettings() {
+		if v := getenv(ps.Setting); v != "" {
+			if cfg.ProviderSecrets == nil {
+				cfg.ProviderSecrets = map[string]string{}
+			}
+			cfg.ProviderSecrets[ps.Name] = v
+		}
 	}
 	switch level := strings.ToLower(p.str("LOG_LEVEL", "info")); level {
 	case "debug":

@@ -99,9 +99,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 		AllowPrivateNetworks: cfg.AllowPrivateNetworks,
 		DatabaseTimeout:      cfg.DatabaseTimeout,
 
-		StripeWebhookSecret:   cfg.StripeWebhookSecret,
-		MonerooWebhookSecret:  cfg.MonerooWebhookSecret,
-		EBillingCallbackToken: cfg.EBillingToken,
+		ProviderSecrets: cfg.ProviderSecrets,
 
 		RateLimit: cfg.RateLimit,
 

@@ -320,21 +320,34 @@ type AttemptResult struct {
 // endpoint and ends its unfinished deliveries FAILED ("endpoint disabled").
 func (s *Store) DeliveryRecordAttemptTx(ctx context.Context, tx pgx.Tx, r AttemptRecord) (AttemptResult, error) {
 	var res AttemptResult
-	var attempt int
 	var endpointID *uuid.UUID
-	err := tx.QueryRow(ctx, `UPDATE webhook_deliveries SET
-			status = $3,
-			attempts = attempts + 1,
-			cycle_attempts = cycle_attempts + CASE WHEN $7 THEN 0 ELSE 1 END,
-			recovery_attempts = recovery_attempts + CASE WHEN $7 THEN 1 ELSE 0 END,
-			next_retry_at = $4,
-			http_status_code = $5,
-			error_message = $6,
-			delivered_at = CASE WHEN $3 = 'SUCCEEDED' THEN now() ELSE delivered_at END,
-			updated_at = now()
-		WHERE id = $1 AND job_id = $2 AND attempts = $8
-		RETURNING attempts, endpoint_id`,
-		r.DeliveryID, r.JobID, r.Status, r.NextRetryAt, r.StatusCode, r.Error, r.Recovery, r.PriorAttempts).Scan(&attempt, &endpointID)
+	// One statement: the ledger row, its attempt row and, on a success,
+	// the end of the endpoint's failure streak (which writes only when
+	// there is one, so a busy endpoint's row is not locked by every
+	// attempt).
+	err := tx.QueryRow(ctx, `WITH d AS (
+			UPDATE webhook_deliveries SET
+				status = $3,
+				attempts = attempts + 1,
+				cycle_attempts = cycle_attempts + CASE WHEN $7 THEN 0 ELSE 1 END,
+				recovery_attempts = recovery_attempts + CASE WHEN $7 THEN 1 ELSE 0 END,
+				next_retry_at = $4,
+				http_status_code = $5,
+				error_message = $6,
+				delivered_at = CASE WHEN $3 = 'SUCCEEDED' THEN now() ELSE delivered_at END,
+				updated_at = now()
+			WHERE id = $1 AND job_id = $2 AND attempts = $8
+			RETURNING id, attempts, endpoint_id
+		), attempt AS (
+			INSERT INTO webhook_delivery_attempts (delivery_id, attempt, status_code, duration_ms, error, response_body)
+			SELECT id, attempts, $5, $9, $6, $10 FROM d
+		), healthy AS (
+			UPDATE webhook_endpoints SET failing_since = NULL, updated_at = now()
+			WHERE $3 = 'SUCCEEDED' AND id = (SELECT endpoint_id FROM d) AND failing_since IS NOT NULL
+		)
+		SELECT endpoint_id FROM d`,
+		r.DeliveryID, r.JobID, r.Status, r.NextRetryAt, r.StatusCode, r.Error, r.Recovery, r.PriorAttempts,
+		r.Duration.Milliseconds(), r.ResponseBody).Scan(&endpointID)
 	if err != nil {
 		if notFound(err) == ErrNotFound {
 			return res, nil
@@ -342,24 +355,11 @@ func (s *Store) DeliveryRecordAttemptTx(ctx context.Context, tx pgx.Tx, r Attemp
 		return res, fmt.Errorf("recording attempt of delivery %s: %w", r.DeliveryID, err)
 	}
 	res.Recorded = true
-	if _, err := tx.Exec(ctx, `INSERT INTO webhook_delivery_attempts
-			(delivery_id, attempt, status_code, duration_ms, error, response_body)
-		VALUES ($1, $2, $3, $4, $5, $6)`,
-		r.DeliveryID, attempt, r.StatusCode, r.Duration.Milliseconds(), r.Error, r.ResponseBody); err != nil {
-		return res, fmt.Errorf("inserting attempt %d of delivery %s: %w", attempt, r.DeliveryID, err)
-	}
-	if endpointID == nil {
+	if endpointID == nil || r.Status == DeliverySucceeded {
 		return res, nil
 	}
-	// Each statement writes only when the endpoint's health changes, so a
-	// busy endpoint's row is not locked by every attempt.
-	if r.Status == DeliverySucceeded {
-		if _, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET failing_since = NULL, updated_at = now()
-			WHERE id = $1 AND failing_since IS NOT NULL`, *endpointID); err != nil {
-			return res, fmt.Errorf("clearing failure streak of endpoint %s: %w", *endpointID, err)
-		}
-		return res, nil
-	}
+	// A failure starts the endpoint's failure streak, or, once the streak
+	// has lasted DisableAfter, disables the endpoint.
 	err = tx.QueryRow(ctx, `UPDATE webhook_endpoints SET
 			failing_since = coalesce(failing_since, now()),
 			status = CASE WHEN failing_since IS NULL THEN status ELSE 'disabled' END,

@@ -103,7 +103,7 @@ func handleEndpointPatch(store *db.Store, allowPrivateNetworks bool) echo.Handle
 				return err
 			}
 			if d == nil {
-				d = new(string) // null clears it
+				d = new(string) // null clears it, as "" does
 			}
 			u.Description = d
 		}

@@ -54,7 +54,7 @@ func TestWebhookEndpointsCreateListGetPatchDelete(t *testing.T) {
 	ep = res.json(t)
 	require.Equal(t, "enabled", ep["status"])
 	require.Nil(t, ep["disabled_reason"])
-	require.Equal(t, "", ep["description"])
+	require.Nil(t, ep["description"], "null clears it")
 
 	// Another merchant sees none of it.
 	other := a.otherMerchantKey()

@@ -203,7 +203,7 @@ func (s *Store) EndpointCreateTx(ctx context.Context, tx pgx.Tx, merchantID uuid
 	}
 	secret := signing.NewSecret()
 	e, err := scanEndpoint(tx.QueryRow(ctx, `INSERT INTO webhook_endpoints (id, merchant_id, url, description, enabled_events, secret)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+endpointColumns, id, merchantID, p.URL, p.Description, events, secret))
+		VALUES ($1, $2, $3, nullif($4, ''), $5, $6) RETURNING `+endpointColumns, id, merchantID, p.URL, p.Description, events, secret))
 	if err != nil {
 		return nil, fmt.Errorf("inserting webhook endpoint: %w", err)
 	}
@@ -265,7 +265,7 @@ func (s *Store) EndpointSetDefaultURL(ctx context.Context, merchantID uuid.UUID,
 // EndpointUpdate is a PATCH: nil fields are left as they are.
 type EndpointUpdate struct {
 	URL           *string // already validated
-	Description   *string
+	Description   *string // "" clears it
 	EnabledEvents []string
 	Disabled      *bool
 }
@@ -302,7 +302,7 @@ func (s *Store) EndpointPatch(ctx context.Context, merchantID, id uuid.UUID, u E
 		}
 		e, err = scanEndpoint(tx.QueryRow(ctx, `UPDATE webhook_endpoints SET
 				url = coalesce($2, url),
-				description = CASE WHEN $3::boolean THEN $4 ELSE description END,
+				description = CASE WHEN $3::boolean THEN nullif($4, '') ELSE description END,
 				enabled_events = coalesce($5, enabled_events),
 				status = $6, disabled_reason = $7, failing_since = $8,
 				updated_at = now()

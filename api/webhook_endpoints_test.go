@@ -204,3 +204,26 @@ func TestWebhookEndpointTestAndDeliveryFilters(t *testing.T) {
 	require.Equal(t, http.StatusConflict, a.do("POST", "/v1/webhook-endpoints/"+id+"/recover",
 		map[string]any{"since": "2026-01-01T00:00:00Z"}).Code)
 }
+
+// Recover reaches back before the endpoint existed: events emitted then
+// are delivered to it once, and a second recover finds nothing more.
+func TestWebhookEndpointRecoverEventsFromBeforeItExisted(t *testing.T) {
+	t.Parallel()
+	a := newAPITest(t)
+	since := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
+	a.createPayment(5000) // payment.pending, delivered to the default endpoint only
+	a.createPayment(7000)
+	id := a.do("POST", "/v1/webhook-endpoints", map[string]any{"url": "https://shop.example.com/late",
+		"enabled_events": []string{"payment.pending"}}).json(t)["id"].(string)
+	require.Zero(t, a.count(`SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1`, id))
+
+	res := a.do("POST", "/v1/webhook-endpoints/"+id+"/recover", map[string]any{"since": since})
+	require.Equal(t, http.StatusOK, res.Code, "%s", res.Body)
+	require.EqualValues(t, 2, res.json(t)["deliveries_created"])
+	require.Equal(t, 2, a.count(`SELECT count(*) FROM webhook_deliveries d JOIN river_job j ON j.id = d.job_id
+		WHERE d.endpoint_id = $1 AND d.status = 'PENDING'`, id), "each with its job, in the same transaction")
+
+	res = a.do("POST", "/v1/webhook-endpoints/"+id+"/recover", map[string]any{"since": since})
+	require.EqualValues(t, 0, res.json(t)["deliveries_created"], "under way: not recovered twice")
+	require.Equal(t, 4, a.count(`SELECT count(*) FROM webhook_deliveries`))
+}

@@ -188,8 +188,8 @@ func setupConformance(t *testing.T) *conformance {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m := metrics.New(prometheus.NewRegistry(), metrics.Config{Pool: store.Pool, Queues: []string{db.DeliveryQueue}})
 	e := api.NewServer(api.Config{
-		AdminToken:            conformanceAdminToken,
-		AllowPrivateNetworks:  true,
+		AdminToken:           conformanceAdminToken,
+		AllowPrivateNetworks: true,
 		ProviderSecrets: map[string]string{"stripe": conformanceStripe, "moneroo": conformanceMoneroo,
 			"ebilling": conformanceEBilling},
 	}, log, store, m)

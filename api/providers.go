@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
@@ -116,7 +117,7 @@ func handleProviderWebhook(p inboundProvider, secret string, store *db.Store, lo
 			in.Provider, in.Payload = p.Name, body
 			if t, ok := p.Types[in.Type]; ok {
 				in.Object = t.Object
-				in.Action = cmpOr(in.Action, t.Action)
+				in.Action = cmp.Or(in.Action, t.Action)
 			} else {
 				in.Object, in.Action = "", db.ProviderActionRecord
 			}
@@ -175,13 +176,6 @@ func received(c echo.Context, log *slog.Logger, m *metrics.Metrics, provider, ty
 		}
 	}
 	log.LogAttrs(c.Request().Context(), level, "provider webhook", attrs...)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // isText reports whether Postgres text can keep s as is: valid UTF-8, no NUL.

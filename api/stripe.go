@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"encoding/hex"
 	"encoding/json"
@@ -183,7 +184,7 @@ func parseStripeEvent(body []byte) (*db.ProviderEventInput, error) {
 	case "payment_intent.payment_failed":
 		in.Amount = amountText(obj.Amount)
 		if pe := obj.LastPaymentError; pe != nil {
-			if reason := cmpOr(pe.Message, cmpOr(pe.DeclineCode, pe.Code)); reason != "" {
+			if reason := cmp.Or(pe.Message, pe.DeclineCode, pe.Code); reason != "" {
 				reason = storableText(reason)
 				in.FailureReason = &reason
 			}
@@ -209,7 +210,7 @@ func parseStripeEvent(body []byte) (*db.ProviderEventInput, error) {
 		in.Amount = amountText(obj.Amount)
 	case "payout.failed", "payout.canceled":
 		in.Amount = amountText(obj.Amount)
-		reason := cmpOr(obj.FailureMessage, cmpOr(obj.FailureCode, strings.TrimPrefix(e.Type, "payout.")))
+		reason := cmp.Or(obj.FailureMessage, obj.FailureCode, strings.TrimPrefix(e.Type, "payout."))
 		reason = storableText(reason)
 		in.FailureReason = &reason
 	}

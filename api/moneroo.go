@@ -65,7 +65,10 @@ type monerooEvent struct {
 // an event we do not map and that has no object id is keyed by its body's
 // hash. The payment is named by data.metadata.boohpay_payment_id (a payout by
 // boohpay_payout_id), else by data.id as provider_reference. Amounts are
-// integers in major units (5000 XAF is 5000); a success must have paid at
+// integers; Moneroo does not say in which unit (the same for XAF and XOF,
+// which have no minor unit), so they are read as minor units: were they
+// major units, a payment in a two-decimal currency would be refused as too
+// little and reviewed, never accepted short. A success must have paid at
 // least the payment's amount and say data.status "success".
 //
 // Returns an EInvalid error for a malformed body.
@@ -103,7 +106,7 @@ func parseMonerooEvent(body []byte) (*db.ProviderEventInput, error) {
 	if !known {
 		return in, nil // recorded, ignored
 	}
-	in.Ref, in.Currency, in.Unit = objectID, storableText(e.Data.Currency), db.UnitMajor
+	in.Ref, in.Currency, in.Unit = objectID, storableText(e.Data.Currency), db.UnitMinor
 	in.OurID = ourID(metadataValue(e.Data.Metadata, "boohpay_"+t.Object+"_id"))
 	switch e.Event {
 	case "payment.initiated":

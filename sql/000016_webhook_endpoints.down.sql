@@ -81,7 +81,6 @@ DROP TRIGGER webhook_deliveries_new_cycle ON webhook_deliveries;
 DROP TRIGGER webhook_deliveries_default_endpoint ON webhook_deliveries;
 DROP FUNCTION webhook_deliveries_default_endpoint();
 DROP FUNCTION webhook_deliveries_new_cycle();
-DROP INDEX webhook_deliveries_merchant_event_idx;
 ALTER TABLE webhook_deliveries DROP COLUMN endpoint_id, DROP COLUMN cycle_attempts, DROP COLUMN recovery_attempts;
 DROP TRIGGER merchants_sync_default_endpoint ON merchants;
 DROP FUNCTION merchants_sync_default_endpoint();

@@ -18,8 +18,8 @@ import (
 )
 
 // The tests in this file each guard one way the provider path used to get
-// money wrong, through the real routes: they failed before the §3/§4
-// rewrite of the state machine and of ProviderEventApply.
+// money wrong, through the real routes: each failed before provider events
+// were applied by db's one transition path with the actor as an input.
 
 // call sends a JSON request with a bearer token ("" for none).
 func (b *providerBundle) call(method, path, token string, body any) *httptest.ResponseRecorder {

@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -191,4 +192,45 @@ func TestProviderEventMajorUnits(t *testing.T) {
 	require.Equal(t, db.OutcomeAmountMismatch, major("12.505"))
 	require.Equal(t, db.OutcomeApplied, major("12.50"))
 	require.Equal(t, int64(1250), *b.get(p.ID).AmountReceived)
+}
+
+// TestProviderEventRacingItsObjectsCreation: an event and the creation of
+// the payment it names, at the same moment, many rounds: the event is
+// either found by the create's commit or parked and applied by it, never
+// lost between the two.
+func TestProviderEventRacingItsObjectsCreation(t *testing.T) {
+	t.Parallel()
+	b := setupApply(t)
+	for round := range 30 {
+		ref := fmt.Sprintf("pi_race_%d", round)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		var p *db.Payment
+		var res *db.ProviderEventResult
+		wg.Go(func() {
+			<-start
+			params := db.PaymentCreateParams{MerchantID: b.merchant.ID, Amount: 500, Currency: "XAF", Gateway: "stripe", ProviderReference: &ref}
+			if err := b.store.InTx(context.Background(), func(tx pgx.Tx) (err error) {
+				p, err = b.store.PaymentCreateTx(context.Background(), tx, params)
+				return err
+			}); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Go(func() {
+			<-start
+			in := succeed(ref, uuid.Nil, "500")
+			in.Provider, in.Key, in.Type, in.Object = db.ProviderStripe, "evt_"+ref, "payment_intent.succeeded", db.ObjectPayment
+			var err error
+			if res, err = b.store.ProviderEventApply(context.Background(), &in); err != nil {
+				t.Error(err)
+			}
+		})
+		close(start)
+		wg.Wait()
+		require.Contains(t, []string{db.OutcomeApplied, db.OutcomeUnmatched}, res.Outcome)
+		require.Equal(t, db.PaymentSucceeded, b.get(p.ID).Status, "round %d: %s", round, res.Outcome)
+		require.Equal(t, 1, count(t, b.store, `SELECT count(*) FROM events WHERE object_id = $1 AND type = 'payment.succeeded'`, p.ID))
+	}
+	require.Zero(t, count(t, b.store, `SELECT count(*) FROM provider_events WHERE result = 'unmatched'`))
 }

@@ -502,3 +502,31 @@ func (c *conformance) lastKeyID() string {
 	require.NotEmpty(c.t, mine)
 	return mine
 }
+
+// TestOpenAPIRateLimitedAnswersConform: every merchant operation documents
+// the 429 the per-key rate limit answers, and the answer matches it.
+func TestOpenAPIRateLimitedAnswersConform(t *testing.T) {
+	t.Parallel()
+	c := setupConformance(t)
+	// One request's allowance, refilled after hours: the first request passes,
+	// every later one is over the limit.
+	c.e = api.NewServer(api.Config{AdminToken: conformanceAdminToken, AllowPrivateNetworks: true, RateLimit: 0.0001},
+		slog.New(slog.DiscardHandler), c.store, nil)
+	c.ok(200, "GET", "/v1/payments", nil)
+
+	n := 0
+	for path, item := range c.doc.Paths.Map() {
+		if !strings.HasPrefix(path, "/v1/") || strings.HasPrefix(path, "/v1/webhooks/") {
+			continue // provider webhooks carry no API key
+		}
+		target := regexp.MustCompile(`\{[^}]+\}`).ReplaceAllStringFunc(path, func(string) string { return uuid.NewString() })
+		for method := range item.Operations() {
+			res, _ := c.exchange(method, target, nil) // the answer is validated against the document
+			require.Equal(t, http.StatusTooManyRequests, res.Code, "%s %s: %s", method, target, res.Body)
+			require.NotEmpty(t, res.Header.Get("Retry-After"), "%s %s", method, target)
+			require.Equal(t, "rate_limited", res.json(t)["error"].(map[string]any)["code"], "%s %s", method, target)
+			n++
+		}
+	}
+	require.Greater(t, n, 20, "every merchant operation was tried")
+}

@@ -1,9 +1,7 @@
 package api
 
 import (
-	"context"
 	"net/http"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -17,13 +15,12 @@ func handleHealthz() echo.HandlerFunc {
 }
 
 // handleReadyz answers 200 only when the database answers and its schema is
-// the one this binary embeds, clean.
+// the one this binary embeds, clean. It waits on the database no longer than
+// any request does (DATABASE_TIMEOUT, set by boundDatabaseWait): one knob.
 func handleReadyz(store *db.Store) echo.HandlerFunc {
 	want := db.LatestVersion()
 	return func(c echo.Context) error {
-		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-		defer cancel()
-		version, dirty, err := store.SchemaVersion(ctx)
+		version, dirty, err := store.SchemaVersion(c.Request().Context())
 		if err != nil {
 			return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "reason": "database unreachable"})
 		}

@@ -53,15 +53,12 @@ func merchantOf(c echo.Context) *db.Merchant {
 	return c.Get(merchantKey).(*db.Merchant)
 }
 
-// requireToken guards ops routes with a static bearer token. With no token
-// configured the routes answer 404, as if they did not exist.
-func requireToken(token string, hideWhenUnset bool) echo.MiddlewareFunc {
+// requireToken guards an ops route with a static bearer token. With no
+// token configured the route is open (a scraper on a private network).
+func requireToken(token string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if token == "" {
-				if hideWhenUnset {
-					return echo.ErrNotFound
-				}
 				return next(c)
 			}
 			auth := c.Request().Header.Get("Authorization")

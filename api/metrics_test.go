@@ -124,7 +124,7 @@ func (b *metricsBundle) scrape(t *testing.T) []byte {
 
 // TestMetricsAfterAScriptedFlow drives payments, payouts, a provider webhook
 // and deliveries (one retried) through the API, then checks the exposition:
-// every SPEC §6 metric with its exact labels, the counts the flow implies,
+// every promised metric with its exact labels, the counts the flow implies,
 // route templates only, no id anywhere, promtool clean.
 func TestMetricsAfterAScriptedFlow(t *testing.T) {
 	t.Parallel()
@@ -170,7 +170,7 @@ func TestMetricsAfterAScriptedFlow(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, b.do(t, "GET", "/metrics", nil).Code, "METRICS_TOKEN is required when set")
 	text := b.scrape(t)
 	families := metricstest.Parse(t, text)
-	metricstest.RequireSPEC(t, families)
+	metricstest.RequirePromised(t, families)
 	metricstest.RequireNoIDLabels(t, families)
 	metricstest.Promtool(t, text)
 	_, err := b.reg.Gather()

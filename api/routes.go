@@ -15,7 +15,7 @@ func addRoutes(e *echo.Echo, cfg Config, log *slog.Logger, store *db.Store, m *m
 	// can be health-checked and scraped too.
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(store))
-	e.GET("/metrics", handleMetrics(m), requireToken(cfg.MetricsToken, false))
+	e.GET("/metrics", handleMetrics(m), requireToken(cfg.MetricsToken))
 	if cfg.OpsOnly {
 		return
 	}

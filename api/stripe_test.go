@@ -42,7 +42,7 @@ func (b *providerBundle) postStripe(body []byte) *httptest.ResponseRecorder {
 		"Stripe-Signature", stripeHeader(testStripeSecret, time.Now(), body))
 }
 
-// TestStripeWebhookEvents: each event of SPEC §4, shaped as Stripe sends it,
+// TestStripeWebhookEvents: each Stripe event type we map, shaped as Stripe sends it,
 // moves the payment through the one transition path: the status, the
 // merchant's event and its delivery, and the raw provider event recorded.
 func TestStripeWebhookEvents(t *testing.T) {
@@ -404,7 +404,7 @@ func stripeSignedFor(header string, body []byte, now time.Time) bool {
 }
 
 // FuzzStripeEvent: the parser never panics; what it accepts is keyed by a
-// storable, bounded id and maps only the types of SPEC §4 onto a payment.
+// storable, bounded id and maps only the event types we follow onto a payment.
 // The golden events are in testdata/fuzz/FuzzStripeEvent.
 func FuzzStripeEvent(f *testing.F) {
 	f.Add([]byte(`{"id":"evt_1","type":"charge.refunded","data":{"object":{"id":"ch_1","payment_intent":{"id":"pi_1"},"amount":5000,"amount_refunded":5000}}}`))

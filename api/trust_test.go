@@ -233,7 +233,7 @@ func TestEveryMetricFamilyFromTheFirstScrape(t *testing.T) {
 	res := serve(t, e, "GET", "/metrics", nil)
 	require.Equal(t, http.StatusOK, res.Code)
 	families := metricstest.Parse(t, res.Body)
-	metricstest.RequireSPEC(t, families)
+	metricstest.RequirePromised(t, families)
 	metricstest.RequireNoIDLabels(t, families)
 	metricstest.Promtool(t, res.Body)
 }

@@ -12,16 +12,16 @@ import (
 // AdminAction is a row of admin_actions: one manual change an operator made,
 // with the reason they gave.
 type AdminAction struct {
-	ID         int64      `json:"id"`
-	Action     string     `json:"action"`
-	ObjectID   uuid.UUID  `json:"object_id"`
-	MerchantID uuid.UUID  `json:"merchant_id"`
-	FromStatus string     `json:"from_status"`
-	ToStatus   string     `json:"to_status"`
-	Reason     string     `json:"reason"`
-	EventID    *uuid.UUID `json:"event_id"`
-	RequestID  *string    `json:"request_id"`
-	CreatedAt  time.Time  `json:"created_at"`
+	ID         int64      `json:"id" db:"id"`
+	Action     string     `json:"action" db:"action"`
+	ObjectID   uuid.UUID  `json:"object_id" db:"object_id"`
+	MerchantID uuid.UUID  `json:"merchant_id" db:"merchant_id"`
+	FromStatus string     `json:"from_status" db:"from_status"`
+	ToStatus   string     `json:"to_status" db:"to_status"`
+	Reason     string     `json:"reason" db:"reason"`
+	EventID    *uuid.UUID `json:"event_id" db:"event_id"`
+	RequestID  *string    `json:"request_id" db:"request_id"`
+	CreatedAt  time.Time  `json:"created_at" db:"created_at"`
 }
 
 // OverrideParams describe a manual status change of a payment or payout.
@@ -210,7 +210,7 @@ func adminActionCreateTx(ctx context.Context, tx pgx.Tx, action string, objectID
 		VALUES ($1, $2, $3, $4, $5, $6,
 			(SELECT id FROM events WHERE object_id = $2 AND type = $7 ORDER BY created_at DESC, id DESC LIMIT 1),
 			NULLIF($8, ''))
-		RETURNING `+adminActionColumns,
+		RETURNING `+adminActionColumns.String(),
 		action, objectID, merchantID, from, to, reason, eventType, requestID))
 	if err != nil {
 		return nil, fmt.Errorf("recording %s of %s: %w", action, objectID, err)
@@ -226,12 +226,11 @@ func clipRunes(s string, n int) string {
 	return string(r[:n])
 }
 
-const adminActionColumns = `id, action, object_id, merchant_id, from_status, to_status, reason, event_id, request_id, created_at`
+var adminActionColumns = columnsOf[AdminAction]()
 
 func scanAdminAction(row pgx.Row) (*AdminAction, error) {
 	var a AdminAction
-	if err := row.Scan(&a.ID, &a.Action, &a.ObjectID, &a.MerchantID, &a.FromStatus, &a.ToStatus, &a.Reason,
-		&a.EventID, &a.RequestID, &a.CreatedAt); err != nil {
+	if err := row.Scan(adminActionColumns.dest(&a)...); err != nil {
 		return nil, notFound(err)
 	}
 	return &a, nil
@@ -239,7 +238,7 @@ func scanAdminAction(row pgx.Row) (*AdminAction, error) {
 
 // AdminActionList returns the recorded actions on one object, oldest first.
 func (s *Store) AdminActionList(ctx context.Context, objectID uuid.UUID) ([]*AdminAction, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT `+adminActionColumns+` FROM admin_actions WHERE object_id = $1 ORDER BY id`, objectID)
+	rows, err := s.Pool.Query(ctx, `SELECT `+adminActionColumns.String()+` FROM admin_actions WHERE object_id = $1 ORDER BY id`, objectID)
 	if err != nil {
 		return nil, fmt.Errorf("listing admin actions: %w", err)
 	}
@@ -249,19 +248,21 @@ func (s *Store) AdminActionList(ctx context.Context, objectID uuid.UUID) ([]*Adm
 // WebhookFailure is a row of the webhook_failures_recent view: a delivery
 // that ended FAILED in the last 7 days, with its merchant's endpoint.
 type WebhookFailure struct {
-	DeliveryID     uuid.UUID  `json:"delivery_id"`
-	MerchantID     uuid.UUID  `json:"merchant_id"`
-	MerchantName   string     `json:"merchant_name"`
-	WebhookURL     *string    `json:"webhook_url"`
-	EventID        uuid.UUID  `json:"event_id"`
-	EventType      string     `json:"event_type"`
-	Attempts       int        `json:"attempts"`
-	HTTPStatusCode *int       `json:"http_status_code"`
-	ErrorMessage   *string    `json:"error_message"`
-	LastAttemptAt  *time.Time `json:"last_attempt_at"`
-	FailedAt       time.Time  `json:"failed_at"`
-	CreatedAt      time.Time  `json:"created_at"`
+	DeliveryID     uuid.UUID  `json:"delivery_id" db:"delivery_id"`
+	MerchantID     uuid.UUID  `json:"merchant_id" db:"merchant_id"`
+	MerchantName   string     `json:"merchant_name" db:"merchant_name"`
+	WebhookURL     *string    `json:"webhook_url" db:"webhook_url"`
+	EventID        uuid.UUID  `json:"event_id" db:"event_id"`
+	EventType      string     `json:"event_type" db:"event_type"`
+	Attempts       int        `json:"attempts" db:"attempts"`
+	HTTPStatusCode *int       `json:"http_status_code" db:"http_status_code"`
+	ErrorMessage   *string    `json:"error_message" db:"error_message"`
+	LastAttemptAt  *time.Time `json:"last_attempt_at" db:"last_attempt_at"`
+	FailedAt       time.Time  `json:"failed_at" db:"failed_at"`
+	CreatedAt      time.Time  `json:"created_at" db:"created_at"`
 }
+
+var webhookFailureColumns = columnsOf[WebhookFailure]()
 
 // WebhookFailureListParams filter and page the recent failures.
 type WebhookFailureListParams struct {
@@ -274,8 +275,7 @@ type WebhookFailureListParams struct {
 // and whether more follow. A starting_after that is not a recent failure
 // yields an empty page.
 func (s *Store) WebhookFailureList(ctx context.Context, params WebhookFailureListParams) ([]*WebhookFailure, bool, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT delivery_id, merchant_id, merchant_name, webhook_url, event_id,
-			event_type, attempts, http_status_code, error_message, last_attempt_at, failed_at, created_at
+	rows, err := s.Pool.Query(ctx, `SELECT `+webhookFailureColumns.String()+`
 		FROM webhook_failures_recent
 		WHERE ($1::uuid IS NULL OR merchant_id = $1)
 		  AND ($3::uuid IS NULL OR (failed_at, delivery_id) <
@@ -287,8 +287,7 @@ func (s *Store) WebhookFailureList(ctx context.Context, params WebhookFailureLis
 	}
 	items, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*WebhookFailure, error) {
 		var f WebhookFailure
-		err := row.Scan(&f.DeliveryID, &f.MerchantID, &f.MerchantName, &f.WebhookURL, &f.EventID, &f.EventType,
-			&f.Attempts, &f.HTTPStatusCode, &f.ErrorMessage, &f.LastAttemptAt, &f.FailedAt, &f.CreatedAt)
+		err := row.Scan(webhookFailureColumns.dest(&f)...)
 		return &f, err
 	})
 	if err != nil {

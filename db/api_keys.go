@@ -17,13 +17,13 @@ import (
 // itself, which is stored only as a SHA-256 hash (keys carry 192 random
 // bits, so a plain hash is enough), but its first characters.
 type APIKey struct {
-	ID         uuid.UUID
-	MerchantID uuid.UUID
-	Name       *string
-	Prefix     string
-	CreatedAt  time.Time
-	LastUsedAt *time.Time
-	RevokedAt  *time.Time
+	ID         uuid.UUID  `db:"id"`
+	MerchantID uuid.UUID  `db:"merchant_id"`
+	Name       *string    `db:"name"`
+	Prefix     string     `db:"prefix"`
+	CreatedAt  time.Time  `db:"created_at"`
+	LastUsedAt *time.Time `db:"last_used_at"`
+	RevokedAt  *time.Time `db:"revoked_at"`
 }
 
 // MarshalJSON renders a key for the API.
@@ -65,11 +65,11 @@ const (
 	MaxAPIKeys = 20
 )
 
-const apiKeyColumns = `id, merchant_id, name, prefix, created_at, last_used_at, revoked_at`
+var apiKeyColumns = columnsOf[APIKey]()
 
 func scanAPIKey(row pgx.Row) (*APIKey, error) {
 	var k APIKey
-	if err := row.Scan(&k.ID, &k.MerchantID, &k.Name, &k.Prefix, &k.CreatedAt, &k.LastUsedAt, &k.RevokedAt); err != nil {
+	if err := row.Scan(apiKeyColumns.dest(&k)...); err != nil {
 		return nil, notFound(err)
 	}
 	return &k, nil
@@ -86,7 +86,7 @@ func apiKeyCreateTx(ctx context.Context, tx pgx.Tx, merchantID uuid.UUID, name *
 		return nil, err
 	}
 	k, err := scanAPIKey(tx.QueryRow(ctx, `INSERT INTO api_keys (id, merchant_id, name, prefix, key_hash)
-		VALUES ($1, $2, $3, $4, $5) RETURNING `+apiKeyColumns, id, merchantID, name, key[:apiKeyShownLen], hash[:]))
+		VALUES ($1, $2, $3, $4, $5) RETURNING `+apiKeyColumns.String(), id, merchantID, name, key[:apiKeyShownLen], hash[:]))
 	if err != nil {
 		return nil, fmt.Errorf("inserting api key: %w", err)
 	}
@@ -137,7 +137,7 @@ func apiKeyLockActiveTx(ctx context.Context, tx pgx.Tx, merchantID uuid.UUID) (i
 
 // APIKeyList returns a page of the merchant's active keys, newest first.
 func (s *Store) APIKeyList(ctx context.Context, merchantID uuid.UUID, params ListParams) ([]*APIKey, bool, error) {
-	query := `SELECT ` + apiKeyColumns + ` FROM api_keys WHERE merchant_id = $1 AND revoked_at IS NULL`
+	query := `SELECT ` + apiKeyColumns.String() + ` FROM api_keys WHERE merchant_id = $1 AND revoked_at IS NULL`
 	args := []any{merchantID}
 	if params.StartingAfter != nil {
 		// Keys made before ids were time-ordered have random ids: page by creation time.
@@ -178,7 +178,7 @@ func (s *Store) APIKeyRevokeByID(ctx context.Context, merchantID, id uuid.UUID) 
 		if err != nil {
 			return err
 		}
-		k, err := scanAPIKey(tx.QueryRow(ctx, `SELECT `+apiKeyColumns+` FROM api_keys
+		k, err := scanAPIKey(tx.QueryRow(ctx, `SELECT `+apiKeyColumns.String()+` FROM api_keys
 			WHERE id = $1 AND merchant_id = $2 AND revoked_at IS NULL`, id, merchantID))
 		if err != nil {
 			return err
@@ -187,7 +187,7 @@ func (s *Store) APIKeyRevokeByID(ctx context.Context, merchantID, id uuid.UUID) 
 			return ErrLastAPIKey
 		}
 		out, err = scanAPIKey(tx.QueryRow(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1
-			RETURNING `+apiKeyColumns, k.ID))
+			RETURNING `+apiKeyColumns.String(), k.ID))
 		return err
 	})
 	return out, err
@@ -211,7 +211,7 @@ func (s *Store) APIKeyRotate(ctx context.Context, merchantID, id uuid.UUID, name
 		}
 		rows, err := tx.Query(ctx, `UPDATE api_keys SET revoked_at = now()
 			WHERE merchant_id = $1 AND revoked_at IS NULL AND id <> $2 AND ($3::uuid IS NULL OR id = $3)
-			RETURNING `+apiKeyColumns, merchantID, created.ID, anyMerchant(id))
+			RETURNING `+apiKeyColumns.String(), merchantID, created.ID, anyMerchant(id))
 		if err != nil {
 			return fmt.Errorf("revoking api keys: %w", err)
 		}
@@ -234,7 +234,7 @@ func (s *Store) APIKeyRotate(ctx context.Context, merchantID, id uuid.UUID, name
 // key, say), or ErrNotFound.
 func (s *Store) APIKeyGetByKey(ctx context.Context, key string) (*APIKey, error) {
 	hash := sha256.Sum256([]byte(key))
-	return scanAPIKey(s.Pool.QueryRow(ctx, `SELECT `+apiKeyColumns+` FROM api_keys
+	return scanAPIKey(s.Pool.QueryRow(ctx, `SELECT `+apiKeyColumns.String()+` FROM api_keys
 		WHERE key_hash = $1 AND revoked_at IS NULL`, hash[:]))
 }
 
@@ -245,15 +245,11 @@ func (s *Store) MerchantGetByAPIKey(ctx context.Context, key string) (*Merchant,
 	hash := sha256.Sum256([]byte(key))
 	var keyID uuid.UUID
 	var lastUsed *time.Time
-	var m Merchant
-	err := s.Pool.QueryRow(ctx, `SELECT k.id, k.last_used_at, m.id, m.name, m.webhook_url, m.webhook_secret,
-			m.previous_webhook_secret, m.previous_webhook_secret_expires_at, m.created_at, m.updated_at
+	m, err := scanMerchant(s.Pool.QueryRow(ctx, `SELECT `+merchantColumns.Of("m")+`, k.id, k.last_used_at
 		FROM api_keys k JOIN merchants m ON m.id = k.merchant_id
-		WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, hash[:]).
-		Scan(&keyID, &lastUsed, &m.ID, &m.Name, &m.WebhookURL, &m.WebhookSecret, &m.PreviousWebhookSecret,
-			&m.PreviousWebhookSecretExpiresAt, &m.CreatedAt, &m.UpdatedAt)
+		WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, hash[:]), &keyID, &lastUsed)
 	if err != nil {
-		return nil, notFound(err)
+		return nil, err
 	}
 	if lastUsed == nil || time.Since(*lastUsed) > time.Minute {
 		// Best effort when the database cannot write (read-only during a
@@ -262,7 +258,7 @@ func (s *Store) MerchantGetByAPIKey(ctx context.Context, key string) (*Merchant,
 			return nil, fmt.Errorf("touching api key: %w", err)
 		}
 	}
-	return &m, nil
+	return m, nil
 }
 
 // APIKeyRevoke revokes a key by its clear text, even a merchant's last one

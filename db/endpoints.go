@@ -44,24 +44,24 @@ const (
 // Endpoint is one of a merchant's webhook endpoints. The default one is
 // the old single URL: merchants.webhook_url / webhook_secret mirror it.
 type Endpoint struct {
-	ID                      uuid.UUID
-	MerchantID              uuid.UUID
-	Default                 bool
-	URL                     string
-	Description             *string
-	EnabledEvents           []string
-	Secret                  *string
-	PreviousSecret          *string
-	PreviousSecretExpiresAt *time.Time
-	Status                  string
-	DisabledReason          *string
-	FailingSince            *time.Time
-	CreatedAt               time.Time
-	UpdatedAt               time.Time
+	ID                      uuid.UUID  `db:"id"`
+	MerchantID              uuid.UUID  `db:"merchant_id"`
+	Default                 bool       `db:"is_default"`
+	URL                     string     `db:"url"`
+	Description             *string    `db:"description"`
+	EnabledEvents           []string   `db:"enabled_events"`
+	Secret                  *string    `db:"secret"`
+	PreviousSecret          *string    `db:"previous_secret"`
+	PreviousSecretExpiresAt *time.Time `db:"previous_secret_expires_at"`
+	Status                  string     `db:"status"`
+	DisabledReason          *string    `db:"disabled_reason"`
+	FailingSince            *time.Time `db:"failing_since"`
+	CreatedAt               time.Time  `db:"created_at"`
+	UpdatedAt               time.Time  `db:"updated_at"`
 
 	// NewSecret is set only in the answer that generated the secret
 	// (create, the first set of the default URL, rotation): shown once.
-	NewSecret string
+	NewSecret string `db:"-"`
 }
 
 // MarshalJSON renders an endpoint for the API; the secret only as NewSecret.
@@ -88,14 +88,11 @@ func (e *Endpoint) MarshalJSON() ([]byte, error) {
 		e.FailingSince, e.NewSecret, graceEnds, e.CreatedAt, e.UpdatedAt})
 }
 
-const endpointColumns = `id, merchant_id, is_default, url, description, enabled_events, secret, previous_secret,
-	previous_secret_expires_at, status, disabled_reason, failing_since, created_at, updated_at`
+var endpointColumns = columnsOf[Endpoint]()
 
 func scanEndpoint(row pgx.Row) (*Endpoint, error) {
 	var e Endpoint
-	if err := row.Scan(&e.ID, &e.MerchantID, &e.Default, &e.URL, &e.Description, &e.EnabledEvents, &e.Secret,
-		&e.PreviousSecret, &e.PreviousSecretExpiresAt, &e.Status, &e.DisabledReason, &e.FailingSince,
-		&e.CreatedAt, &e.UpdatedAt); err != nil {
+	if err := row.Scan(endpointColumns.dest(&e)...); err != nil {
 		return nil, notFound(err)
 	}
 	return &e, nil
@@ -135,7 +132,7 @@ func CheckEnabledEvents(events []string) ([]string, error) {
 
 // EndpointList returns all of a merchant's endpoints (at most EndpointMax), newest first.
 func (s *Store) EndpointList(ctx context.Context, merchantID uuid.UUID) ([]*Endpoint, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
+	rows, err := s.Pool.Query(ctx, `SELECT `+endpointColumns.String()+` FROM webhook_endpoints
 		WHERE merchant_id = $1 AND deleted_at IS NULL ORDER BY id DESC`, merchantID)
 	if err != nil {
 		return nil, fmt.Errorf("listing webhook endpoints: %w", err)
@@ -145,14 +142,14 @@ func (s *Store) EndpointList(ctx context.Context, merchantID uuid.UUID) ([]*Endp
 
 // EndpointGet returns a merchant's endpoint, or ErrNotFound.
 func (s *Store) EndpointGet(ctx context.Context, merchantID, id uuid.UUID) (*Endpoint, error) {
-	return scanEndpoint(s.Pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
+	return scanEndpoint(s.Pool.QueryRow(ctx, `SELECT `+endpointColumns.String()+` FROM webhook_endpoints
 		WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL`, id, merchantID))
 }
 
 // EndpointGetDefault returns the merchant's default endpoint, or ErrNotFound
 // when it has none (no webhook_url).
 func (s *Store) EndpointGetDefault(ctx context.Context, merchantID uuid.UUID) (*Endpoint, error) {
-	return scanEndpoint(s.Pool.QueryRow(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
+	return scanEndpoint(s.Pool.QueryRow(ctx, `SELECT `+endpointColumns.String()+` FROM webhook_endpoints
 		WHERE merchant_id = $1 AND is_default AND deleted_at IS NULL`, merchantID))
 }
 
@@ -203,7 +200,7 @@ func (s *Store) EndpointCreateTx(ctx context.Context, tx pgx.Tx, merchantID uuid
 	}
 	secret := signing.NewSecret()
 	e, err := scanEndpoint(tx.QueryRow(ctx, `INSERT INTO webhook_endpoints (id, merchant_id, url, description, enabled_events, secret)
-		VALUES ($1, $2, $3, nullif($4, ''), $5, $6) RETURNING `+endpointColumns, id, merchantID, p.URL, p.Description, events, secret))
+		VALUES ($1, $2, $3, nullif($4, ''), $5, $6) RETURNING `+endpointColumns.String(), id, merchantID, p.URL, p.Description, events, secret))
 	if err != nil {
 		return nil, fmt.Errorf("inserting webhook endpoint: %w", err)
 	}
@@ -241,7 +238,7 @@ func (s *Store) EndpointSetDefaultURL(ctx context.Context, merchantID uuid.UUID,
 		}
 		if exists {
 			e, err = scanEndpoint(tx.QueryRow(ctx, `UPDATE webhook_endpoints SET url = $2, secret = $3, updated_at = now()
-				WHERE merchant_id = $1 AND is_default AND deleted_at IS NULL RETURNING `+endpointColumns, merchantID, url, *secret))
+				WHERE merchant_id = $1 AND is_default AND deleted_at IS NULL RETURNING `+endpointColumns.String(), merchantID, url, *secret))
 			return err
 		}
 		if n >= EndpointMax {
@@ -252,7 +249,7 @@ func (s *Store) EndpointSetDefaultURL(ctx context.Context, merchantID uuid.UUID,
 			return err
 		}
 		e, err = scanEndpoint(tx.QueryRow(ctx, `INSERT INTO webhook_endpoints (id, merchant_id, is_default, url, secret)
-			VALUES ($1, $2, true, $3, $4) RETURNING `+endpointColumns, id, merchantID, url, *secret))
+			VALUES ($1, $2, true, $3, $4) RETURNING `+endpointColumns.String(), id, merchantID, url, *secret))
 		return err
 	})
 	if err != nil {
@@ -285,7 +282,7 @@ func (s *Store) EndpointPatch(ctx context.Context, merchantID, id uuid.UUID, u E
 	}
 	var e *Endpoint
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
-		old, err := scanEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns+` FROM webhook_endpoints
+		old, err := scanEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns.String()+` FROM webhook_endpoints
 			WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL FOR UPDATE`, id, merchantID))
 		if err != nil {
 			return err
@@ -306,7 +303,7 @@ func (s *Store) EndpointPatch(ctx context.Context, merchantID, id uuid.UUID, u E
 				enabled_events = coalesce($5, enabled_events),
 				status = $6, disabled_reason = $7, failing_since = $8,
 				updated_at = now()
-			WHERE id = $1 RETURNING `+endpointColumns,
+			WHERE id = $1 RETURNING `+endpointColumns.String(),
 			id, u.URL, u.Description != nil, u.Description, events, status, reason, failingSince))
 		if err != nil {
 			return fmt.Errorf("updating webhook endpoint %s: %w", id, err)
@@ -367,7 +364,7 @@ func (s *Store) EndpointRotateSecret(ctx context.Context, merchantID, id uuid.UU
 			secret = $3,
 			updated_at = now()
 		WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL
-		RETURNING `+endpointColumns, id, merchantID, secret, grace.Microseconds()))
+		RETURNING `+endpointColumns.String(), id, merchantID, secret, grace.Microseconds()))
 	if err != nil {
 		return nil, err
 	}

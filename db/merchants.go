@@ -14,24 +14,22 @@ import (
 // Merchant is an account that owns payments, payouts and webhook endpoints.
 // WebhookURL and the secrets are its default endpoint's (see Endpoint).
 type Merchant struct {
-	ID                             uuid.UUID
-	Name                           string
-	WebhookURL                     *string
-	WebhookSecret                  *string
-	PreviousWebhookSecret          *string
-	PreviousWebhookSecretExpiresAt *time.Time
-	CreatedAt                      time.Time
-	UpdatedAt                      time.Time
+	ID                             uuid.UUID  `db:"id"`
+	Name                           string     `db:"name"`
+	WebhookURL                     *string    `db:"webhook_url"`
+	WebhookSecret                  *string    `db:"webhook_secret"`
+	PreviousWebhookSecret          *string    `db:"previous_webhook_secret"`
+	PreviousWebhookSecretExpiresAt *time.Time `db:"previous_webhook_secret_expires_at"`
+	CreatedAt                      time.Time  `db:"created_at"`
+	UpdatedAt                      time.Time  `db:"updated_at"`
 }
 
-const merchantColumns = `id, name, webhook_url, webhook_secret, previous_webhook_secret,
-	previous_webhook_secret_expires_at, created_at, updated_at`
+var merchantColumns = columnsOf[Merchant]()
 
-func scanMerchant(row pgx.Row) (*Merchant, error) {
+// scanMerchant scans a row of merchantColumns, then extra.
+func scanMerchant(row pgx.Row, extra ...any) (*Merchant, error) {
 	var m Merchant
-	err := row.Scan(&m.ID, &m.Name, &m.WebhookURL, &m.WebhookSecret, &m.PreviousWebhookSecret,
-		&m.PreviousWebhookSecretExpiresAt, &m.CreatedAt, &m.UpdatedAt)
-	if err != nil {
+	if err := row.Scan(merchantColumns.dest(&m, extra...)...); err != nil {
 		return nil, notFound(err)
 	}
 	return &m, nil
@@ -55,7 +53,7 @@ func (s *Store) MerchantCreate(ctx context.Context, name, webhookURL string) (*N
 	var out NewMerchant
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
 		m, err := scanMerchant(tx.QueryRow(ctx, `INSERT INTO merchants (name, webhook_url, webhook_secret)
-			VALUES ($1, $2, $3) RETURNING `+merchantColumns, name, url, secret))
+			VALUES ($1, $2, $3) RETURNING `+merchantColumns.String(), name, url, secret))
 		if err != nil {
 			return fmt.Errorf("inserting merchant: %w", err)
 		}
@@ -74,5 +72,5 @@ func (s *Store) MerchantCreate(ctx context.Context, name, webhookURL string) (*N
 
 // MerchantGetByID returns ErrNotFound when no merchant has id.
 func (s *Store) MerchantGetByID(ctx context.Context, id uuid.UUID) (*Merchant, error) {
-	return scanMerchant(s.Pool.QueryRow(ctx, `SELECT `+merchantColumns+` FROM merchants WHERE id = $1`, id))
+	return scanMerchant(s.Pool.QueryRow(ctx, `SELECT `+merchantColumns.String()+` FROM merchants WHERE id = $1`, id))
 }

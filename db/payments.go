@@ -12,36 +12,31 @@ import (
 
 // Payment is a merchant's payment, shaped as the API and webhooks show it.
 type Payment struct {
-	ID                uuid.UUID         `json:"id"`
-	Object            string            `json:"object"`
-	MerchantID        uuid.UUID         `json:"-"`
-	Amount            int64             `json:"amount"`
-	Currency          string            `json:"currency"`
-	Gateway           string            `json:"gateway"`
-	Status            string            `json:"status"`
-	Reference         *string           `json:"reference"`
-	Description       *string           `json:"description"`
-	Metadata          map[string]string `json:"metadata"`
-	ProviderReference *string           `json:"provider_reference"`
-	FailureReason     *string           `json:"failure_reason"`
-	AmountReceived    *int64            `json:"amount_received"`
-	AmountRefunded    int64             `json:"amount_refunded"`
-	DisputeStatus     *string           `json:"dispute_status"`
-	Review            *Review           `json:"review"`
-	CreatedAt         time.Time         `json:"created_at"`
-	UpdatedAt         time.Time         `json:"updated_at"`
+	ID                uuid.UUID         `json:"id" db:"id"`
+	Object            string            `json:"object" db:"-"`
+	MerchantID        uuid.UUID         `json:"-" db:"merchant_id"`
+	Amount            int64             `json:"amount" db:"amount"`
+	Currency          string            `json:"currency" db:"currency"`
+	Gateway           string            `json:"gateway" db:"gateway"`
+	Status            string            `json:"status" db:"status"`
+	Reference         *string           `json:"reference" db:"reference"`
+	Description       *string           `json:"description" db:"description"`
+	Metadata          map[string]string `json:"metadata" db:"metadata"`
+	ProviderReference *string           `json:"provider_reference" db:"provider_reference"`
+	FailureReason     *string           `json:"failure_reason" db:"failure_reason"`
+	AmountReceived    *int64            `json:"amount_received" db:"amount_received"`
+	AmountRefunded    int64             `json:"amount_refunded" db:"amount_refunded"`
+	DisputeStatus     *string           `json:"dispute_status" db:"dispute_status"`
+	Review            *Review           `json:"review" db:"review"`
+	CreatedAt         time.Time         `json:"created_at" db:"created_at"`
+	UpdatedAt         time.Time         `json:"updated_at" db:"updated_at"`
 }
 
-const paymentColumns = `id, merchant_id, amount, currency, gateway, status, reference, description,
-	metadata, provider_reference, failure_reason, amount_received, amount_refunded, dispute_status, review,
-	created_at, updated_at`
+var paymentColumns = columnsOf[Payment]()
 
-func scanPayment(row pgx.Row, extra ...any) (*Payment, error) {
+func scanPayment(row pgx.Row) (*Payment, error) {
 	p := Payment{Object: "payment"}
-	dest := append([]any{&p.ID, &p.MerchantID, &p.Amount, &p.Currency, &p.Gateway, &p.Status, &p.Reference,
-		&p.Description, &p.Metadata, &p.ProviderReference, &p.FailureReason, &p.AmountReceived, &p.AmountRefunded,
-		&p.DisputeStatus, &p.Review, &p.CreatedAt, &p.UpdatedAt}, extra...)
-	if err := row.Scan(dest...); err != nil {
+	if err := row.Scan(paymentColumns.dest(&p)...); err != nil {
 		return nil, notFound(err)
 	}
 	if p.Metadata == nil {
@@ -86,7 +81,7 @@ func (s *Store) PaymentCreateTx(ctx context.Context, tx pgx.Tx, params PaymentCr
 	p, err := scanPayment(tx.QueryRow(ctx, `
 			INSERT INTO payments (id, merchant_id, amount, currency, gateway, status, reference, description, metadata, provider_reference)
 			VALUES ($1, $2, $3, $4, $5, 'PENDING', $6, $7, $8, $9)
-			RETURNING `+paymentColumns,
+			RETURNING `+paymentColumns.String(),
 		id, params.MerchantID, params.Amount, params.Currency, params.Gateway, params.Reference,
 		params.Description, metadata, params.ProviderReference))
 	if err != nil {
@@ -108,12 +103,12 @@ func (s *Store) PaymentCreateTx(ctx context.Context, tx pgx.Tx, params PaymentCr
 
 // PaymentGet returns a merchant's payment, or ErrNotFound (also for another merchant's).
 func (s *Store) PaymentGet(ctx context.Context, merchantID, id uuid.UUID) (*Payment, error) {
-	return scanPayment(s.Pool.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = $1 AND merchant_id = $2`, id, merchantID))
+	return scanPayment(s.Pool.QueryRow(ctx, `SELECT `+paymentColumns.String()+` FROM payments WHERE id = $1 AND merchant_id = $2`, id, merchantID))
 }
 
 // PaymentList returns a page of a merchant's payments, newest first.
 func (s *Store) PaymentList(ctx context.Context, merchantID uuid.UUID, params ListParams) ([]*Payment, bool, error) {
-	return list(ctx, s, "payments", paymentColumns, merchantID, params, "status", func(row pgx.CollectableRow) (*Payment, error) {
+	return list(ctx, s, "payments", paymentColumns.String(), merchantID, params, "status", func(row pgx.CollectableRow) (*Payment, error) {
 		return scanPayment(row)
 	})
 }

@@ -19,30 +19,27 @@ type Recipient struct {
 
 // Payout is a merchant's payout, shaped as the API and webhooks show it.
 type Payout struct {
-	ID                uuid.UUID `json:"id"`
-	Object            string    `json:"object"`
-	MerchantID        uuid.UUID `json:"-"`
-	Amount            int64     `json:"amount"`
-	Currency          string    `json:"currency"`
-	Provider          string    `json:"provider"`
-	Status            string    `json:"status"`
-	Recipient         Recipient `json:"recipient"`
-	Reference         *string   `json:"reference"`
-	ProviderReference *string   `json:"provider_reference"`
-	FailureReason     *string   `json:"failure_reason"`
-	Review            *Review   `json:"review"`
-	CreatedAt         time.Time `json:"created_at"`
-	UpdatedAt         time.Time `json:"updated_at"`
+	ID                uuid.UUID `json:"id" db:"id"`
+	Object            string    `json:"object" db:"-"`
+	MerchantID        uuid.UUID `json:"-" db:"merchant_id"`
+	Amount            int64     `json:"amount" db:"amount"`
+	Currency          string    `json:"currency" db:"currency"`
+	Provider          string    `json:"provider" db:"provider"`
+	Status            string    `json:"status" db:"status"`
+	Recipient         Recipient `json:"recipient" db:"recipient"`
+	Reference         *string   `json:"reference" db:"reference"`
+	ProviderReference *string   `json:"provider_reference" db:"provider_reference"`
+	FailureReason     *string   `json:"failure_reason" db:"failure_reason"`
+	Review            *Review   `json:"review" db:"review"`
+	CreatedAt         time.Time `json:"created_at" db:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at" db:"updated_at"`
 }
 
-const payoutColumns = `id, merchant_id, amount, currency, provider, status, recipient, reference,
-	provider_reference, failure_reason, review, created_at, updated_at`
+var payoutColumns = columnsOf[Payout]()
 
-func scanPayout(row pgx.Row, extra ...any) (*Payout, error) {
+func scanPayout(row pgx.Row) (*Payout, error) {
 	p := Payout{Object: "payout"}
-	dest := append([]any{&p.ID, &p.MerchantID, &p.Amount, &p.Currency, &p.Provider, &p.Status, &p.Recipient,
-		&p.Reference, &p.ProviderReference, &p.FailureReason, &p.Review, &p.CreatedAt, &p.UpdatedAt}, extra...)
-	if err := row.Scan(dest...); err != nil {
+	if err := row.Scan(payoutColumns.dest(&p)...); err != nil {
 		return nil, notFound(err)
 	}
 	return &p, nil
@@ -78,7 +75,7 @@ func (s *Store) PayoutCreateTx(ctx context.Context, tx pgx.Tx, params PayoutCrea
 	p, err := scanPayout(tx.QueryRow(ctx, `
 			INSERT INTO payouts (id, merchant_id, amount, currency, provider, status, recipient, reference, provider_reference)
 			VALUES ($1, $2, $3, $4, $5, 'PENDING', $6, $7, $8)
-			RETURNING `+payoutColumns,
+			RETURNING `+payoutColumns.String(),
 		id, params.MerchantID, params.Amount, params.Currency, params.Provider, params.Recipient,
 		params.Reference, params.ProviderReference))
 	if err != nil {
@@ -100,12 +97,12 @@ func (s *Store) PayoutCreateTx(ctx context.Context, tx pgx.Tx, params PayoutCrea
 
 // PayoutGet returns a merchant's payout, or ErrNotFound.
 func (s *Store) PayoutGet(ctx context.Context, merchantID, id uuid.UUID) (*Payout, error) {
-	return scanPayout(s.Pool.QueryRow(ctx, `SELECT `+payoutColumns+` FROM payouts WHERE id = $1 AND merchant_id = $2`, id, merchantID))
+	return scanPayout(s.Pool.QueryRow(ctx, `SELECT `+payoutColumns.String()+` FROM payouts WHERE id = $1 AND merchant_id = $2`, id, merchantID))
 }
 
 // PayoutList returns a page of a merchant's payouts, newest first.
 func (s *Store) PayoutList(ctx context.Context, merchantID uuid.UUID, params ListParams) ([]*Payout, bool, error) {
-	return list(ctx, s, "payouts", payoutColumns, merchantID, params, "status", func(row pgx.CollectableRow) (*Payout, error) {
+	return list(ctx, s, "payouts", payoutColumns.String(), merchantID, params, "status", func(row pgx.CollectableRow) (*Payout, error) {
 		return scanPayout(row)
 	})
 }

@@ -78,18 +78,20 @@ type ProviderEventResult struct {
 
 // ProviderEvent is one authentic inbound provider call, kept raw.
 type ProviderEvent struct {
-	ID         int64
-	Provider   string
-	EventKey   string
-	EventType  string
-	ObjectType *string
-	ObjectID   *uuid.UUID
-	ObjectRef  *string
-	Result     string
-	Detail     *string
-	Payload    string
-	ReceivedAt time.Time
+	ID         int64      `db:"id"`
+	Provider   string     `db:"provider"`
+	EventKey   string     `db:"event_key"`
+	EventType  string     `db:"event_type"`
+	ObjectType *string    `db:"object_type"`
+	ObjectID   *uuid.UUID `db:"object_id"`
+	ObjectRef  *string    `db:"object_ref"`
+	Result     string     `db:"result"`
+	Detail     *string    `db:"detail"`
+	Payload    string     `db:"payload"`
+	ReceivedAt time.Time  `db:"received_at"`
 }
+
+var providerEventColumns = columnsOf[ProviderEvent]()
 
 // ProviderEventApply applies one authentic provider event, in one
 // transaction, running the checks in order:
@@ -527,11 +529,8 @@ func toMinor(v, currency, unit string) (int64, bool) {
 // ProviderEventGet returns the event recorded for (provider, key), or ErrNotFound.
 func (s *Store) ProviderEventGet(ctx context.Context, provider, key string) (*ProviderEvent, error) {
 	var e ProviderEvent
-	err := s.Pool.QueryRow(ctx, `SELECT id, provider, event_key, event_type, object_type, object_id, object_ref,
-			result, detail, payload, received_at
-		FROM provider_events WHERE provider = $1 AND event_key = $2`, provider, key).Scan(
-		&e.ID, &e.Provider, &e.EventKey, &e.EventType, &e.ObjectType, &e.ObjectID, &e.ObjectRef, &e.Result, &e.Detail,
-		&e.Payload, &e.ReceivedAt)
+	err := s.Pool.QueryRow(ctx, `SELECT `+providerEventColumns.String()+`
+		FROM provider_events WHERE provider = $1 AND event_key = $2`, provider, key).Scan(providerEventColumns.dest(&e)...)
 	if err != nil {
 		return nil, notFound(err)
 	}

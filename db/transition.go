@@ -103,7 +103,7 @@ type lockedPayout struct {
 // paymentLockTx locks a payment for the rest of tx: concurrent changes to
 // one payment serialize here, so each real transition emits one event.
 func paymentLockTx(ctx context.Context, tx pgx.Tx, where string, args ...any) (*lockedPayment, error) {
-	p, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns+` FROM payments p
+	p, err := scanPayment(tx.QueryRow(ctx, `SELECT `+paymentColumns.String()+` FROM payments p
 		WHERE `+where+` FOR UPDATE`, args...))
 	if err != nil {
 		return nil, err
@@ -112,7 +112,7 @@ func paymentLockTx(ctx context.Context, tx pgx.Tx, where string, args ...any) (*
 }
 
 func payoutLockTx(ctx context.Context, tx pgx.Tx, where string, args ...any) (*lockedPayout, error) {
-	p, err := scanPayout(tx.QueryRow(ctx, `SELECT `+payoutColumns+` FROM payouts p
+	p, err := scanPayout(tx.QueryRow(ctx, `SELECT `+payoutColumns.String()+` FROM payouts p
 		WHERE `+where+` FOR UPDATE`, args...))
 	if err != nil {
 		return nil, err
@@ -329,7 +329,7 @@ func (s *Store) paymentSaveTx(ctx context.Context, tx pgx.Tx, lp *lockedPayment,
 	before := lp.p
 	p, err := scanPayment(tx.QueryRow(ctx, `UPDATE payments SET status = $2, failure_reason = $3,
 			amount_received = $4, amount_refunded = $5, dispute_status = $6, review = $7, updated_at = now()
-		WHERE id = $1 RETURNING `+paymentColumns,
+		WHERE id = $1 RETURNING `+paymentColumns.String(),
 		next.ID, next.Status, next.FailureReason, next.AmountReceived, next.AmountRefunded, next.DisputeStatus, next.Review))
 	if err != nil {
 		return fmt.Errorf("updating payment %s: %w", next.ID, err)
@@ -401,7 +401,7 @@ func (s *Store) payoutSaveTx(ctx context.Context, tx pgx.Tx, lp *lockedPayout, n
 	before := lp.p
 	p, err := scanPayout(tx.QueryRow(ctx, `UPDATE payouts SET status = $2, failure_reason = $3, review = $4,
 			updated_at = now()
-		WHERE id = $1 RETURNING `+payoutColumns, next.ID, next.Status, next.FailureReason, next.Review))
+		WHERE id = $1 RETURNING `+payoutColumns.String(), next.ID, next.Status, next.FailureReason, next.Review))
 	if err != nil {
 		return fmt.Errorf("updating payout %s: %w", next.ID, err)
 	}

@@ -1,5 +1,5 @@
-// Package metrics owns what BoohPay tells Prometheus: every metric of SPEC §6
-// on the service's own registry, the collectors that read Postgres at scrape
+// Package metrics owns what BoohPay tells Prometheus: every promised metric
+// (metricstest.Promised) on the service's own registry, the collectors that read Postgres at scrape
 // time (River's queue, the delivery ledger, the pool), and River's job events.
 // Its bounded label values come from db's vocabularies (db/vocab.go), the
 // one home of gateways, providers, statuses and outcomes; db itself reports

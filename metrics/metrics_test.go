@@ -62,7 +62,7 @@ func TestExpositionIsPedanticCleanAndPassesPromtool(t *testing.T) {
 	require.NoError(t, err)
 	text := b.scrape(t)
 	families := metricstest.Parse(t, text)
-	metricstest.RequireSPEC(t, families)
+	metricstest.RequirePromised(t, families)
 	metricstest.RequireNoIDLabels(t, families)
 	metricstest.Promtool(t, text)
 	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total", "boohpay_pgxpool_total_conns",

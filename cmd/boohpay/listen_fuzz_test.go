@@ -18,7 +18,7 @@ import (
 )
 
 // FuzzVerifySignatures checks `boohpay webhooks listen`'s verification of
-// both signature headers against a plain reading of SPEC §5 written here,
+// both signature headers against a plain reading of the signing scheme written here,
 // independently of package signing: for any secret, event id, body, clock
 // skew and header, it never panics; it accepts exactly the headers that list
 // the right signature (a stale or future timestamp, beyond 5 minutes, never
@@ -71,7 +71,7 @@ func FuzzVerifySignatures(f *testing.F) {
 	})
 }
 
-// standardSig is SPEC §5's webhook-signature for one secret: key = the
+// standardSig is the Standard Webhooks webhook-signature for one secret: key = the
 // base64 after whsec_ for secrets of that form, else the secret's bytes.
 func standardSig(secret, id string, ts int64, body []byte) string {
 	key := []byte(secret)

@@ -56,7 +56,8 @@ func startListenArgs(t *testing.T, flags ...string) (string, *syncBuffer) {
 }
 
 // delivery is a request shaped like the worker's, signed by this test's own
-// implementation of SPEC §5, one signature per secret.
+// implementation of both signature headers (Standard Webhooks and
+// X-BoohPay-Signature), one signature per secret.
 type delivery struct {
 	body      string
 	eventID   string

@@ -206,7 +206,8 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 		pick(1, 5), f.Events, after, f.Receipts, f.Duplicates, f.causes(), outageAnswers, unavailable, slowest.Round(time.Millisecond))
 }
 
-// errorShapeProblem returns "" when body is SPEC §3's error shape with code,
+// errorShapeProblem returns "" when body is the API's error shape
+// ({"error": {"type", "code", "message"}}) with code,
 // and says what is wrong otherwise.
 func errorShapeProblem(body []byte, code string) string {
 	var e struct {

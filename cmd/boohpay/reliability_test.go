@@ -302,7 +302,7 @@ func (l *load) run(ctx context.Context, workers int) (stop func()) {
 	return func() { cancel(); wg.Wait() }
 }
 
-// Legal paths (SPEC §3), from PENDING.
+// Legal paths from PENDING (db/transition.go's moves).
 var (
 	paymentPaths = [][]string{
 		{"AUTHORIZED", "SUCCEEDED", "REFUNDED"},

@@ -1,4 +1,5 @@
-// Package metricstest checks an exposition against SPEC §6 for tests: every
+// Package metricstest checks an exposition against the metrics the service
+// promises (the old service's names, which dashboards and alerts use): every
 // metric with its type and exact label names, no id-like label value, and
 // `promtool check metrics`.
 package metricstest
@@ -19,14 +20,15 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// Metric is one row of SPEC §6's table.
+// Metric is one promised metric's type and label names.
 type Metric struct {
 	Type   dto.MetricType
 	Labels []string // sorted
 }
 
-// SPEC is SPEC §6's table: these names, types and label names are fixed.
-var SPEC = map[string]Metric{
+// Promised are the metrics whose names, types and label names are fixed:
+// dashboards and alerts outside this repository read them.
+var Promised = map[string]Metric{
 	"http_request_duration_seconds":     {dto.MetricType_HISTOGRAM, []string{"method", "route", "status"}},
 	"http_requests_total":               {dto.MetricType_COUNTER, []string{"method", "route", "status"}},
 	"http_request_errors_total":         {dto.MetricType_COUNTER, []string{"method", "route", "status"}},
@@ -55,12 +57,12 @@ func Parse(t testing.TB, text []byte) map[string]*dto.MetricFamily {
 	return families
 }
 
-// RequireSPEC fails t unless every SPEC §6 metric is in families, with at
+// RequirePromised fails t unless every Promised metric is in families, with at
 // least one series, its type, and on each series exactly its label names.
-func RequireSPEC(t testing.TB, families map[string]*dto.MetricFamily) {
+func RequirePromised(t testing.TB, families map[string]*dto.MetricFamily) {
 	t.Helper()
-	for _, name := range sortedKeys(SPEC) {
-		want := SPEC[name]
+	for _, name := range sortedKeys(Promised) {
+		want := Promised[name]
 		f, ok := families[name]
 		if !ok || len(f.GetMetric()) == 0 {
 			t.Errorf("%s: missing", name)

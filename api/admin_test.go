@@ -4,76 +4,19 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/labstack/echo/v4"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/boohpay/boohpay/api"
 	"github.com/boohpay/boohpay/db"
-	"github.com/boohpay/boohpay/db/dbtest"
 )
 
 const adminToken = "admin-test-token"
-
-// adminBundle is a whole API with ADMIN_TOKEN set and the River UI mounted,
-// and one merchant with a webhook URL.
-type adminBundle struct {
-	t        *testing.T
-	e        *echo.Echo
-	store    *db.Store
-	river    *river.Client[pgx.Tx]
-	merchant *db.Merchant
-	key      string
-}
-
-func setupAdmin(t *testing.T, cfg api.Config) *adminBundle {
-	t.Helper()
-	store := dbtest.Store(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rc, err := river.NewClient(riverpgxv5.New(store.Pool), &river.Config{Logger: log})
-	require.NoError(t, err)
-	if cfg.AdminToken != "" {
-		cfg.RiverUI, err = api.NewRiverUI(t.Context(), rc, log)
-		require.NoError(t, err)
-	}
-	nm, err := store.MerchantCreate(context.Background(), "Admin Test", "https://merchant.example.com/hooks")
-	require.NoError(t, err)
-	return &adminBundle{t: t, e: api.NewServer(cfg, log, store, nil), store: store, river: rc,
-		merchant: nm.Merchant, key: nm.APIKey}
-}
-
-// do sends a request; headers are name, value pairs. Authorization is the
-// admin bearer unless a header says otherwise ("" removes it).
-func (b *adminBundle) do(method, path string, body any, headers ...string) *response {
-	b.t.Helper()
-	return serve(b.t, b.e, method, path, body, append([]string{"Authorization", "Bearer " + adminToken}, headers...)...)
-}
-
-func (b *adminBundle) count(query string, args ...any) int {
-	b.t.Helper()
-	var n int
-	require.NoError(b.t, b.store.Pool.QueryRow(context.Background(), query, args...).Scan(&n))
-	return n
-}
-
-// createPayment creates a PENDING sandbox payment as the merchant.
-func (b *adminBundle) createPayment() string {
-	b.t.Helper()
-	res := b.do("POST", "/v1/payments", map[string]any{"amount": 5000, "currency": "XAF", "gateway": "sandbox"},
-		"Authorization", "Bearer "+b.key)
-	require.Equal(b.t, http.StatusCreated, res.Code, "%s", res.Body)
-	return res.json(b.t)["id"].(string)
-}
 
 func basicAuth(user, password string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
@@ -92,9 +35,9 @@ var adminRoutes = []struct{ method, path string }{
 
 func TestAdminRoutesAnswer404WithoutAdminToken(t *testing.T) {
 	t.Parallel()
-	b := setupAdmin(t, api.Config{})
+	b := setup(t, withConfig(api.Config{}))
 	for _, r := range adminRoutes {
-		res := b.do(r.method, r.path, map[string]any{})
+		res := b.admin(r.method, r.path, map[string]any{})
 		requireError(t, res, http.StatusNotFound, "invalid_request_error", "resource_missing")
 		require.Empty(t, res.Header.Get("WWW-Authenticate"), "%s %s", r.method, r.path)
 	}
@@ -102,10 +45,10 @@ func TestAdminRoutesAnswer404WithoutAdminToken(t *testing.T) {
 
 func TestAdminRoutesRequireTheToken(t *testing.T) {
 	t.Parallel()
-	b := setupAdmin(t, api.Config{AdminToken: adminToken})
+	b := setup(t, withConfig(api.Config{AdminToken: adminToken}))
 	for _, r := range adminRoutes {
 		for _, auth := range []string{"", "Bearer wrong", "Bearer " + b.key, basicAuth("admin", "wrong"), "Basic !!!"} {
-			res := b.do(r.method, r.path, map[string]any{}, "Authorization", auth)
+			res := b.admin(r.method, r.path, map[string]any{}, "Authorization", auth)
 			requireError(t, res, http.StatusUnauthorized, "authentication_error", db.EUnauthorized)
 			// Browsers prompt for basic credentials on this challenge.
 			require.Equal(t, `Basic realm="BoohPay admin", charset="UTF-8"`, res.Header.Get("WWW-Authenticate"))
@@ -113,42 +56,42 @@ func TestAdminRoutesRequireTheToken(t *testing.T) {
 	}
 	// The token works as a bearer and as a basic-auth password, any user.
 	for _, auth := range []string{"Bearer " + adminToken, "bearer " + adminToken, basicAuth("ops", adminToken), basicAuth("", adminToken)} {
-		res := b.do("GET", "/admin/webhook-failures", nil, "Authorization", auth)
+		res := b.admin("GET", "/admin/webhook-failures", nil, "Authorization", auth)
 		require.Equal(t, http.StatusOK, res.Code, "%s: %s", auth, res.Body)
 	}
 }
 
 func TestAdminRefusesCrossOriginBrowserWrites(t *testing.T) {
 	t.Parallel()
-	b := setupAdmin(t, api.Config{AdminToken: adminToken})
+	b := setup(t, withConfig(api.Config{AdminToken: adminToken}))
 	// A page on another site cannot use the operator's remembered basic
 	// credentials to write.
 	for _, h := range [][]string{
 		{"Sec-Fetch-Site", "cross-site"},
 		{"Origin", "https://evil.example.com"},
 	} {
-		res := b.do("POST", "/admin/merchants", map[string]any{"name": "Evil"},
+		res := b.admin("POST", "/admin/merchants", map[string]any{"name": "Evil"},
 			"Authorization", basicAuth("admin", adminToken), h[0], h[1])
 		require.Equal(t, http.StatusForbidden, res.Code, "%v: %s", h, res.Body)
-		res = b.do("POST", "/admin/river/api/jobs/cancel", map[string]any{"ids": []string{"1"}},
+		res = b.admin("POST", "/admin/river/api/jobs/cancel", map[string]any{"ids": []string{"1"}},
 			"Authorization", basicAuth("admin", adminToken), h[0], h[1])
 		require.Equal(t, http.StatusForbidden, res.Code, "%v: %s", h, res.Body)
 	}
 	require.Equal(t, 0, b.count(`SELECT count(*) FROM merchants WHERE name = 'Evil'`))
 	// Same-origin browser requests and reads pass.
-	res := b.do("POST", "/admin/merchants", map[string]any{"name": "Same Origin"},
+	res := b.admin("POST", "/admin/merchants", map[string]any{"name": "Same Origin"},
 		"Authorization", basicAuth("admin", adminToken), "Sec-Fetch-Site", "same-origin")
 	require.Equal(t, http.StatusCreated, res.Code, "%s", res.Body)
-	res = b.do("GET", "/admin/webhook-failures", nil,
+	res = b.admin("GET", "/admin/webhook-failures", nil,
 		"Authorization", basicAuth("admin", adminToken), "Sec-Fetch-Site", "cross-site")
 	require.Equal(t, http.StatusOK, res.Code, "%s", res.Body)
 }
 
 func TestAdminMerchantCreate(t *testing.T) {
 	t.Parallel()
-	b := setupAdmin(t, api.Config{AdminToken: adminToken})
+	b := setup(t, withConfig(api.Config{AdminToken: adminToken}))
 
-	res := b.do("POST", "/admin/merchants", map[string]any{"name": "Boutique Libreville", "webhook_url": "https://shop.example.com/hooks"})
+	res := b.admin("POST", "/admin/merchants", map[string]any{"name": "Boutique Libreville", "webhook_url": "https://shop.example.com/hooks"})
 	require.Equal(t, http.StatusCreated, res.Code, "%s", res.Body)
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(res.Body, &m))
@@ -158,14 +101,14 @@ func TestAdminMerchantCreate(t *testing.T) {
 	require.Equal(t, "https://shop.example.com/hooks", m["webhook_url"])
 	require.True(t, strings.HasPrefix(m["webhook_secret"].(string), "whsec_"), m["webhook_secret"])
 	// The key works on the merchant API, for that merchant.
-	res = b.do("GET", "/v1/payments", nil, "Authorization", "Bearer "+m["api_key"].(string))
+	res = b.admin("GET", "/v1/payments", nil, "Authorization", "Bearer "+m["api_key"].(string))
 	require.Equal(t, http.StatusOK, res.Code, "%s", res.Body)
 	stored, err := b.store.MerchantGetByAPIKey(context.Background(), m["api_key"].(string))
 	require.NoError(t, err)
 	require.Equal(t, m["id"], stored.ID.String())
 
 	// No URL: no secret.
-	res = b.do("POST", "/admin/merchants", map[string]any{"name": "No Hooks"})
+	res = b.admin("POST", "/admin/merchants", map[string]any{"name": "No Hooks"})
 	require.Equal(t, http.StatusCreated, res.Code, "%s", res.Body)
 	m = res.json(t)
 	require.Nil(t, m["webhook_url"])
@@ -174,7 +117,7 @@ func TestAdminMerchantCreate(t *testing.T) {
 
 func TestAdminMerchantCreateValidates(t *testing.T) {
 	t.Parallel()
-	b := setupAdmin(t, api.Config{AdminToken: adminToken})
+	b := setup(t, withConfig(api.Config{AdminToken: adminToken}))
 	before := b.count(`SELECT count(*) FROM merchants`)
 	for _, tc := range []struct {
 		body        any
@@ -191,15 +134,15 @@ func TestAdminMerchantCreateValidates(t *testing.T) {
 		{map[string]any{"name": "X", "api_key": "mine"}, 400, db.EInvalid, "api_key"},
 		{map[string]any{"name": 7}, 400, db.EInvalid, "name"},
 	} {
-		res := b.do("POST", "/admin/merchants", tc.body)
+		res := b.admin("POST", "/admin/merchants", tc.body)
 		detail := requireError(t, res, tc.status, "invalid_request_error", tc.code)
 		require.Equal(t, tc.param, detail["param"], "%v: %s", tc.body, res.Body)
 	}
 	require.Equal(t, before, b.count(`SELECT count(*) FROM merchants`))
 
 	// WEBHOOK_ALLOW_PRIVATE_NETWORKS lets local URLs through, as `make run` needs.
-	local := setupAdmin(t, api.Config{AdminToken: adminToken, AllowPrivateNetworks: true})
-	res := local.do("POST", "/admin/merchants", map[string]any{"name": "Local", "webhook_url": "http://127.0.0.1:8080/hooks"})
+	local := setup(t, withConfig(api.Config{AdminToken: adminToken, AllowPrivateNetworks: true}))
+	res := local.admin("POST", "/admin/merchants", map[string]any{"name": "Local", "webhook_url": "http://127.0.0.1:8080/hooks"})
 	require.Equal(t, http.StatusCreated, res.Code, "%s", res.Body)
 }
 
@@ -213,11 +156,11 @@ func keys(m map[string]any) []string {
 
 func TestAdminPaymentStatusOverride(t *testing.T) {
 	t.Parallel()
-	b := setupAdmin(t, api.Config{AdminToken: adminToken})
-	id := b.createPayment()
+	b := setup(t, withConfig(api.Config{AdminToken: adminToken}))
+	id := b.createPayment(5000)
 	path := "/admin/payments/" + id + "/status"
 
-	res := b.do("POST", path, map[string]any{"status": "SUCCEEDED", "reason": "  Moneroo support confirmed by phone, ticket 4411  "},
+	res := b.admin("POST", path, map[string]any{"status": "SUCCEEDED", "reason": "  Moneroo support confirmed by phone, ticket 4411  "},
 		"X-Request-Id", "req-override-1")
 	require.Equal(t, http.StatusOK, res.Code, "%s", res.Body)
 	p := res.json(t)
@@ -233,8 +176,7 @@ func TestAdminPaymentStatusOverride(t *testing.T) {
 		WHERE d.event_id = $1 AND j.kind = 'webhook_delivery'`, eventID))
 
 	// The reason is recorded, trimmed, with the move, the event and the request id.
-	actions, err := b.store.AdminActionList(context.Background(), uuid.MustParse(id))
-	require.NoError(t, err)
+	actions := b.adminActions(id)
 	require.Len(t, actions, 1)
 	a := actions[0]
 	require.Equal(t, db.ActionPaymentStatusOverride, a.Action)
@@ -246,23 +188,23 @@ func TestAdminPaymentStatusOverride(t *testing.T) {
 	require.Equal(t, "req-override-1", *a.RequestID)
 
 	// The merchant sees the payment moved, as if a provider had said so.
-	res = b.do("GET", "/v1/payments/"+id, nil, "Authorization", "Bearer "+b.key)
+	res = b.admin("GET", "/v1/payments/"+id, nil, "Authorization", "Bearer "+b.key)
 	require.Equal(t, "SUCCEEDED", res.json(t)["status"])
 
 	// Again to the same status: nothing changes, nothing is recorded.
-	res = b.do("POST", path, map[string]any{"status": "SUCCEEDED", "reason": "double click"})
+	res = b.admin("POST", path, map[string]any{"status": "SUCCEEDED", "reason": "double click"})
 	require.Equal(t, http.StatusOK, res.Code, "%s", res.Body)
 	require.Equal(t, 1, b.count(`SELECT count(*) FROM admin_actions`))
 	require.Equal(t, 1, b.count(`SELECT count(*) FROM events WHERE object_id = $1 AND type = 'payment.succeeded'`, id))
 
 	// The state machine still rules: SUCCEEDED cannot go back to PENDING.
-	res = b.do("POST", path, map[string]any{"status": "PENDING", "reason": "undo"})
+	res = b.admin("POST", path, map[string]any{"status": "PENDING", "reason": "undo"})
 	requireError(t, res, http.StatusConflict, "invalid_request_error", db.EInvalidTransition)
 	require.Equal(t, 1, b.count(`SELECT count(*) FROM admin_actions`))
 
 	// A FAILED override may carry the failure_reason the merchant will see.
-	other := b.createPayment()
-	res = b.do("POST", "/admin/payments/"+other+"/status",
+	other := b.createPayment(5000)
+	res = b.admin("POST", "/admin/payments/"+other+"/status",
 		map[string]any{"status": "FAILED", "reason": "provider lost the transaction", "failure_reason": "provider_error"})
 	require.Equal(t, http.StatusOK, res.Code, "%s", res.Body)
 	require.Equal(t, "provider_error", res.json(t)["failure_reason"])
@@ -270,8 +212,8 @@ func TestAdminPaymentStatusOverride(t *testing.T) {
 
 func TestAdminPaymentStatusOverrideValidates(t *testing.T) {
 	t.Parallel()
-	b := setupAdmin(t, api.Config{AdminToken: adminToken})
-	id := b.createPayment()
+	b := setup(t, withConfig(api.Config{AdminToken: adminToken}))
+	id := b.createPayment(5000)
 	path := "/admin/payments/" + id + "/status"
 	for _, tc := range []struct {
 		body        any
@@ -285,12 +227,12 @@ func TestAdminPaymentStatusOverrideValidates(t *testing.T) {
 		{map[string]any{"reason": "x"}, 422, db.EValidation, "status"},
 		{map[string]any{"status": "SUCCEEDED", "reason": "x", "merchant_id": "m"}, 400, db.EInvalid, "merchant_id"},
 	} {
-		res := b.do("POST", path, tc.body)
+		res := b.admin("POST", path, tc.body)
 		detail := requireError(t, res, tc.status, "invalid_request_error", tc.code)
 		require.Equal(t, tc.param, detail["param"], "%v: %s", tc.body, res.Body)
 	}
 	for _, p := range []string{uuid.NewString(), "not-a-uuid"} {
-		res := b.do("POST", "/admin/payments/"+p+"/status", map[string]any{"status": "SUCCEEDED", "reason": "x"})
+		res := b.admin("POST", "/admin/payments/"+p+"/status", map[string]any{"status": "SUCCEEDED", "reason": "x"})
 		requireError(t, res, http.StatusNotFound, "invalid_request_error", "resource_missing")
 	}
 	require.Equal(t, 0, b.count(`SELECT count(*) FROM admin_actions`))
@@ -299,7 +241,7 @@ func TestAdminPaymentStatusOverrideValidates(t *testing.T) {
 
 // failedDelivery writes a FAILED delivery of a fresh event for merchantID,
 // failed failedAgo ago.
-func (b *adminBundle) failedDelivery(merchantID uuid.UUID, failedAgo time.Duration) uuid.UUID {
+func (b *apiTest) failedDelivery(merchantID uuid.UUID, failedAgo time.Duration) uuid.UUID {
 	b.t.Helper()
 	ctx := context.Background()
 	eventID, deliveryID := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
@@ -317,7 +259,7 @@ func (b *adminBundle) failedDelivery(merchantID uuid.UUID, failedAgo time.Durati
 
 func TestAdminWebhookFailures(t *testing.T) {
 	t.Parallel()
-	b := setupAdmin(t, api.Config{AdminToken: adminToken})
+	b := setup(t, withConfig(api.Config{AdminToken: adminToken}))
 	other, err := b.store.MerchantCreate(context.Background(), "Other Shop", "https://other.example.com/hooks")
 	require.NoError(t, err)
 	newest := b.failedDelivery(b.merchant.ID, time.Minute)
@@ -345,48 +287,48 @@ func TestAdminWebhookFailures(t *testing.T) {
 		return out
 	}
 
-	res := b.do("GET", "/admin/webhook-failures", nil)
+	res := b.admin("GET", "/admin/webhook-failures", nil)
 	require.Equal(t, []string{newest.String(), middle.String(), oldest.String()}, ids(res))
 	first := res.json(t)["data"].([]any)[0].(map[string]any)
-	require.Equal(t, "Admin Test", first["merchant_name"])
+	require.Equal(t, b.merchant.Name, first["merchant_name"])
 	require.Equal(t, "https://merchant.example.com/hooks", first["webhook_url"])
 	require.Equal(t, "HTTP 503", first["error_message"])
 	require.EqualValues(t, 503, first["http_status_code"])
 	require.EqualValues(t, 6, first["attempts"])
 
 	// Paging, most recently failed first.
-	require.Equal(t, []string{newest.String(), "…"}, ids(b.do("GET", "/admin/webhook-failures?limit=1", nil)))
+	require.Equal(t, []string{newest.String(), "…"}, ids(b.admin("GET", "/admin/webhook-failures?limit=1", nil)))
 	require.Equal(t, []string{middle.String(), oldest.String()},
-		ids(b.do("GET", "/admin/webhook-failures?starting_after="+newest.String(), nil)))
+		ids(b.admin("GET", "/admin/webhook-failures?starting_after="+newest.String(), nil)))
 	// One merchant's.
 	require.Equal(t, []string{newest.String(), oldest.String()},
-		ids(b.do("GET", "/admin/webhook-failures?merchant_id="+b.merchant.ID.String(), nil)))
+		ids(b.admin("GET", "/admin/webhook-failures?merchant_id="+b.merchant.ID.String(), nil)))
 
-	res = b.do("GET", "/admin/webhook-failures?merchant_id=acme", nil)
+	res = b.admin("GET", "/admin/webhook-failures?merchant_id=acme", nil)
 	requireError(t, res, http.StatusUnprocessableEntity, "invalid_request_error", db.EValidation)
-	res = b.do("GET", "/admin/webhook-failures?limit=500", nil)
+	res = b.admin("GET", "/admin/webhook-failures?limit=500", nil)
 	requireError(t, res, http.StatusUnprocessableEntity, "invalid_request_error", db.EValidation)
 }
 
 func TestRiverUIBehindAdminToken(t *testing.T) {
 	t.Parallel()
-	b := setupAdmin(t, api.Config{AdminToken: adminToken})
+	b := setup(t, withConfig(api.Config{AdminToken: adminToken}))
 	job, err := b.river.Insert(context.Background(), db.DeliveryArgs{DeliveryID: uuid.New()}, nil)
 	require.NoError(t, err)
 
 	// The page, under its prefix, with its assets.
-	res := b.do("GET", "/admin/river/", nil)
+	res := b.admin("GET", "/admin/river/", nil)
 	require.Equal(t, http.StatusOK, res.Code, "%s", res.Body)
 	require.Contains(t, string(res.Body), `"apiUrl":"/admin/river/api"`)
-	res = b.do("GET", "/admin/river", nil)
+	res = b.admin("GET", "/admin/river", nil)
 	require.Equal(t, http.StatusMovedPermanently, res.Code)
 	require.Equal(t, "/admin/river/", res.Header.Get("Location"))
 
 	// Its API lists the job and can cancel it.
-	res = b.do("GET", "/admin/river/api/jobs?state=available", nil)
+	res = b.admin("GET", "/admin/river/api/jobs?state=available", nil)
 	require.Equal(t, http.StatusOK, res.Code, "%s", res.Body)
 	require.Contains(t, string(res.Body), `"kind":"webhook_delivery"`)
-	res = b.do("POST", "/admin/river/api/jobs/cancel", map[string]any{"ids": []string{jsonInt(job.Job.ID)}})
+	res = b.admin("POST", "/admin/river/api/jobs/cancel", map[string]any{"ids": []string{jsonInt(job.Job.ID)}})
 	require.Equal(t, http.StatusOK, res.Code, "%s", res.Body)
 	require.Equal(t, 1, b.count(`SELECT count(*) FROM river_job WHERE id = $1 AND state = 'cancelled'`, job.Job.ID))
 }

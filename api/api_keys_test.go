@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/boohpay/boohpay/api"
+	"github.com/boohpay/boohpay/db/dbtest"
 )
 
 // TestAPIKeysCreateListRevoke: a merchant makes a key (shown once, in the
@@ -17,7 +17,7 @@ import (
 // revokes it, effective on the very next request.
 func TestAPIKeysCreateListRevoke(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 
 	res := a.do("POST", "/v1/api-keys", map[string]any{"name": "billing service"})
 	require.Equal(t, http.StatusCreated, res.Code, "%s", res.Body)
@@ -60,7 +60,7 @@ func TestAPIKeysCreateListRevoke(t *testing.T) {
 // concurrent revocations of its last two keys leave one standing.
 func TestAPIKeysLastKeyCannotBeRevoked(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	only := a.do("GET", "/v1/api-keys", nil).json(t)["data"].([]any)[0].(map[string]any)["id"].(string)
 	res := a.do("DELETE", "/v1/api-keys/"+only, nil)
 	require.Equal(t, http.StatusConflict, res.Code, "%s", res.Body)
@@ -87,7 +87,7 @@ func TestAPIKeysLastKeyCannotBeRevoked(t *testing.T) {
 // exists nowhere, and is not revoked.
 func TestAPIKeysWalls(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	other := a.otherMerchantKey()
 	theirs := serve(t, a.e, "POST", "/v1/api-keys", nil, "Authorization", "Bearer "+other).json(t)["id"].(string)
 	res := a.do("DELETE", "/v1/api-keys/"+theirs, nil)
@@ -103,7 +103,7 @@ func TestAPIKeysWalls(t *testing.T) {
 // never stored), and a name is bounded text.
 func TestAPIKeysCreateRefusals(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	res := a.do("POST", "/v1/api-keys", nil, "Idempotency-Key", "k1")
 	require.Equal(t, http.StatusBadRequest, res.Code)
 	require.Equal(t, "Idempotency-Key", res.errorOf(t)["param"])
@@ -119,19 +119,19 @@ func TestAPIKeysCreateRefusals(t *testing.T) {
 // revoked (by SQL, or the key lost) gets a new one from an operator.
 func TestAdminIssuesAPIKeyToLockedOutMerchant(t *testing.T) {
 	t.Parallel()
-	b := setupAdmin(t, api.Config{AdminToken: adminToken})
-	require.NoError(t, b.store.APIKeyRevoke(context.Background(), b.key))
+	b := setup(t, withConfig(api.Config{AdminToken: adminToken}))
+	dbtest.RevokeAPIKey(t, b.store, b.key)
 	res := serve(t, b.e, "GET", "/v1/payments", nil, "Authorization", "Bearer "+b.key)
 	require.Equal(t, http.StatusUnauthorized, res.Code)
 
-	res = b.do("POST", "/admin/merchants/"+b.merchant.ID.String()+"/api-keys", map[string]any{"name": "recovered"})
+	res = b.admin("POST", "/admin/merchants/"+b.merchant.ID.String()+"/api-keys", map[string]any{"name": "recovered"})
 	require.Equal(t, http.StatusCreated, res.Code, "%s", res.Body)
 	key := res.json(t)["key"].(string)
 	res = serve(t, b.e, "GET", "/v1/payments", nil, "Authorization", "Bearer "+key)
 	require.Equal(t, http.StatusOK, res.Code, "%s", res.Body)
 
-	res = b.do("POST", "/admin/merchants/"+b.merchant.ID.String()+"/api-keys", nil, "Authorization", "Bearer "+b.key)
+	res = b.admin("POST", "/admin/merchants/"+b.merchant.ID.String()+"/api-keys", nil, "Authorization", "Bearer "+b.key)
 	require.Equal(t, http.StatusUnauthorized, res.Code, "admin only")
-	res = b.do("POST", "/admin/merchants/0190a0a0-0000-7000-8000-000000000000/api-keys", nil)
+	res = b.admin("POST", "/admin/merchants/0190a0a0-0000-7000-8000-000000000000/api-keys", nil)
 	require.Equal(t, http.StatusNotFound, res.Code)
 }

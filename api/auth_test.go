@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -13,36 +11,19 @@ import (
 	"github.com/boohpay/boohpay/db/dbtest"
 )
 
-type authBundle struct {
-	*serverBundle
-	key, otherKey string
-}
-
-func setupAuth(t *testing.T) *authBundle {
+// setupAuth is setup with a second merchant; the first has one payment, so
+// a list answered for it is told apart from the other's.
+func setupAuth(t *testing.T) *apiTest {
 	t.Helper()
-	s := setupServer(t, dbtest.Store(t))
-	ctx := context.Background()
-	a, err := s.store.MerchantCreate(ctx, "Auth A", "")
-	require.NoError(t, err)
-	b, err := s.store.MerchantCreate(ctx, "Auth B", "")
-	require.NoError(t, err)
-	// One payment for A, so a list answered for A is told apart from B's.
-	req := httptest.NewRequest(http.MethodPost, "/v1/payments",
-		strings.NewReader(`{"amount":5000,"currency":"XAF","gateway":"sandbox"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+a.APIKey)
-	res := s.serve(req)
-	require.Equal(t, http.StatusCreated, res.Code, "%s", res.Body)
-	return &authBundle{serverBundle: s, key: a.APIKey, otherKey: b.APIKey}
+	b := setup(t, withOtherMerchant())
+	b.createPayment(5000)
+	return b
 }
 
-// get sends GET path with headers given as name, value pairs.
-func (b *authBundle) get(path string, headers ...string) *response {
-	req := httptest.NewRequest(http.MethodGet, path, nil)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	return b.serve(req)
+// get sends GET path with only the headers given (name, value pairs).
+func (a *apiTest) get(path string, headers ...string) *response {
+	a.t.Helper()
+	return serve(a.t, a.e, http.MethodGet, path, nil, headers...)
 }
 
 func paymentCount(t *testing.T, res *response) int {
@@ -72,7 +53,7 @@ func TestAuthRejects(t *testing.T) {
 	b := setupAuth(t)
 	revoked, err := b.store.MerchantCreate(context.Background(), "Revoked", "")
 	require.NoError(t, err)
-	require.NoError(t, b.store.APIKeyRevoke(context.Background(), revoked.APIKey))
+	dbtest.RevokeAPIKey(t, b.store, revoked.APIKey)
 
 	for name, headers := range map[string][]string{
 		"missing":                {},
@@ -113,7 +94,7 @@ func TestAPIKeyNeverLogged(t *testing.T) {
 	b.get("/v1/payments/not-a-uuid", "Authorization", "Bearer "+b.key)
 	b.get("/v1/payments", "Authorization", "Bearer "+wrong)
 	b.get("/v1/payments", "Authorization", "Basic "+wrong)
-	require.NoError(t, b.store.APIKeyRevoke(context.Background(), b.key))
+	dbtest.RevokeAPIKey(t, b.store, b.key)
 	b.get("/v1/payments", "Authorization", "Bearer "+b.key)
 	b.store.Pool.Close() // now every lookup fails inside: a 5xx, logged in full
 	res := b.get("/v1/payments", "Authorization", "Bearer "+b.otherKey)

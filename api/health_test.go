@@ -8,16 +8,15 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/boohpay/boohpay/db"
 	"github.com/boohpay/boohpay/db/dbtest"
 )
 
-func getJSON(t *testing.T, s *serverBundle, path string) (int, map[string]any) {
+func getJSON(t *testing.T, s *apiTest, path string) (int, map[string]any) {
 	t.Helper()
-	res := s.serve(httptest.NewRequest(http.MethodGet, path, nil))
+	res := s.serveRequest(httptest.NewRequest(http.MethodGet, path, nil))
 	var body map[string]any
 	require.NoError(t, json.Unmarshal(res.Body, &body), "body: %s", res.Body)
 	return res.Code, body
@@ -30,18 +29,13 @@ func deadStore(t *testing.T) *db.Store {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
-	pool, err := pgxpool.New(context.Background(), "postgres://postgres@"+addr+"/postgres?sslmode=disable&connect_timeout=2")
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	store, err := db.NewStore(pool)
-	require.NoError(t, err)
-	return store
+	return dbtest.Open(t, "postgres://postgres@"+addr+"/postgres?sslmode=disable&connect_timeout=2")
 }
 
 func TestHealthz(t *testing.T) {
 	t.Parallel()
 	for name, store := range map[string]*db.Store{"up": dbtest.Store(t), "database down": deadStore(t)} {
-		code, body := getJSON(t, setupServer(t, store), "/healthz")
+		code, body := getJSON(t, setup(t, withStore(store), withoutMerchant()), "/healthz")
 		require.Equal(t, http.StatusOK, code, name)
 		require.Equal(t, "ok", body["status"], name)
 	}
@@ -49,7 +43,7 @@ func TestHealthz(t *testing.T) {
 
 func TestReadyzOnMigratedDatabase(t *testing.T) {
 	t.Parallel()
-	code, body := getJSON(t, setupServer(t, dbtest.Store(t)), "/readyz")
+	code, body := getJSON(t, setup(t, withoutMerchant()), "/readyz")
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "ok", body["status"])
 	require.EqualValues(t, db.LatestVersion(), body["schema_version"])
@@ -57,7 +51,7 @@ func TestReadyzOnMigratedDatabase(t *testing.T) {
 
 func TestReadyzDatabaseUnreachable(t *testing.T) {
 	t.Parallel()
-	s := setupServer(t, deadStore(t))
+	s := setup(t, withStore(deadStore(t)), withoutMerchant())
 	code, body := getJSON(t, s, "/readyz")
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	require.Equal(t, "unavailable", body["status"])
@@ -65,7 +59,7 @@ func TestReadyzDatabaseUnreachable(t *testing.T) {
 
 	// A pool closed under the server answers the same.
 	store := dbtest.Store(t)
-	s = setupServer(t, store)
+	s = setup(t, withStore(store), withoutMerchant())
 	store.Pool.Close()
 	code, body = getJSON(t, s, "/readyz")
 	require.Equal(t, http.StatusServiceUnavailable, code)
@@ -90,7 +84,7 @@ func TestReadyzSchemaNotCurrent(t *testing.T) {
 		store := dbtest.Store(t)
 		_, err := store.Pool.Exec(ctx, tc.update)
 		require.NoError(t, err)
-		code, body := getJSON(t, setupServer(t, store), "/readyz")
+		code, body := getJSON(t, setup(t, withStore(store), withoutMerchant()), "/readyz")
 		require.Equal(t, http.StatusServiceUnavailable, code, name)
 		require.Equal(t, "schema not current", body["reason"], name)
 		require.EqualValues(t, tc.version, body["schema_version"], name)
@@ -101,13 +95,7 @@ func TestReadyzSchemaNotCurrent(t *testing.T) {
 
 func TestReadyzNeverMigrated(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool, err := db.Connect(ctx, dbtest.EmptyURL(t))
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	store, err := db.NewStore(pool)
-	require.NoError(t, err)
-	code, body := getJSON(t, setupServer(t, store), "/readyz")
+	code, body := getJSON(t, setup(t, withStore(dbtest.Open(t, dbtest.EmptyURL(t))), withoutMerchant()), "/readyz")
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	require.Equal(t, "schema not current", body["reason"])
 	require.EqualValues(t, 0, body["schema_version"])

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -25,16 +24,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/boohpay/boohpay/api"
-	"github.com/boohpay/boohpay/db"
 	"github.com/boohpay/boohpay/db/dbtest"
-	"github.com/boohpay/boohpay/metrics"
 )
 
 // The hostile-input corpus (issue 8): several hundred malformed or hostile
@@ -57,12 +50,8 @@ const (
 // hostileBundle is a whole API with every secret and token configured, a
 // merchant with one of each object, and another merchant with its own.
 type hostileBundle struct {
-	t     *testing.T
-	e     *echo.Echo
-	store *db.Store
-	logs  *logBuffer
-
-	key, otherKey, revokedKey string
+	*apiTest
+	revokedKey string
 	// family is the one corpus() cases are added to now.
 	family string
 	// Our objects and the other merchant's.
@@ -74,36 +63,24 @@ type hostileBundle struct {
 func setupHostile(t *testing.T) *hostileBundle {
 	t.Helper()
 	ctx := context.Background()
-	store := dbtest.Store(t)
-	logs := &logBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	rc, err := river.NewClient(riverpgxv5.New(store.Pool), &river.Config{Logger: log})
-	require.NoError(t, err)
-	riverUI, err := api.NewRiverUI(t.Context(), rc, log)
-	require.NoError(t, err)
-	m := metrics.New(prometheus.NewRegistry(), metrics.Config{Pool: store.Pool, Queues: []string{db.DeliveryQueue}})
-	e := api.NewServer(api.Config{
+	b := &hostileBundle{apiTest: setup(t, withMetrics(), withConfig(api.Config{
 		AdminToken:      hostileAdminToken,
 		MetricsToken:    hostileMetricsToken,
 		ProviderSecrets: map[string]string{"stripe": hostileStripeSecret, "moneroo": hostileMonerooSecret, "ebilling": hostileEBillingToken},
-		RiverUI:         riverUI,
-	}, log, store, m)
-	b := &hostileBundle{t: t, e: e, store: store, logs: logs}
-
-	ours, err := store.MerchantCreate(ctx, "Hostile", "https://merchant.example.com/hooks")
-	require.NoError(t, err)
+	}))}
+	store := b.store
 	theirs, err := store.MerchantCreate(ctx, "Other", "https://other.example.com/hooks")
 	require.NoError(t, err)
 	revoked, err := store.MerchantCreate(ctx, "Revoked", "")
 	require.NoError(t, err)
-	require.NoError(t, store.APIKeyRevoke(ctx, revoked.APIKey))
-	b.key, b.otherKey, b.revokedKey = ours.APIKey, theirs.APIKey, revoked.APIKey
+	dbtest.RevokeAPIKey(t, store, revoked.APIKey)
+	b.otherKey, b.revokedKey = theirs.APIKey, revoked.APIKey
 	b.payment, b.payout, b.event, b.delivery = b.objects(b.key)
 	b.otherPayment, b.otherPayout, b.otherEvent, b.otherDelivery = b.objects(b.otherKey)
 	for _, ep := range []struct {
 		id *string
 		m  uuid.UUID
-	}{{&b.endpoint, ours.Merchant.ID}, {&b.otherEndpoint, theirs.Merchant.ID}} {
+	}{{&b.endpoint, b.merchant.ID}, {&b.otherEndpoint, theirs.Merchant.ID}} {
 		e, err := store.EndpointGetDefault(ctx, ep.m)
 		require.NoError(t, err)
 		*ep.id = e.ID.String()

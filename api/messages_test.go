@@ -16,7 +16,7 @@ import (
 // 404 no such thing), and nothing written by any of them.
 func TestErrorMessagesAsASet(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	payment := func(extra string) string {
 		return `{"amount":5000,"currency":"XAF","gateway":"sandbox"` + extra + `}`
 	}
@@ -74,8 +74,8 @@ func TestErrorMessagesAsASet(t *testing.T) {
 // guard refuses is told which setting lets a private receiver in.
 func TestAdminPrivateURLNamesTheSetting(t *testing.T) {
 	t.Parallel()
-	b := setupAdmin(t, api.Config{AdminToken: adminToken})
-	res := b.do("POST", "/admin/merchants", map[string]any{"name": "Local", "webhook_url": "http://127.0.0.1:4242/hooks"})
+	b := setup(t, withConfig(api.Config{AdminToken: adminToken}))
+	res := b.admin("POST", "/admin/merchants", map[string]any{"name": "Local", "webhook_url": "http://127.0.0.1:4242/hooks"})
 	require.Equal(t, http.StatusUnprocessableEntity, res.Code, "%s", res.Body)
 	detail := res.errorOf(t)
 	require.Equal(t, "webhook_url", detail["param"])

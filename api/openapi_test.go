@@ -25,13 +25,11 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/boohpay/boohpay/api"
 	"github.com/boohpay/boohpay/db"
 	"github.com/boohpay/boohpay/db/dbtest"
-	"github.com/boohpay/boohpay/metrics"
 )
 
 // loadOpenAPI fetches GET /openapi.yaml from e and loads it with kin-openapi,
@@ -172,34 +170,24 @@ const (
 // validates each request and each answer against the served document with
 // kin-openapi's openapi3filter, and records which operations were exercised.
 type conformance struct {
-	t        *testing.T
-	e        *echo.Echo
-	store    *db.Store
-	key      string
-	merchant *db.Merchant
-	router   routers.Router
-	doc      *openapi3.T
-	covered  map[string]bool // "GET /v1/payments/{id}" answered 2xx
+	*apiTest
+	router  routers.Router
+	doc     *openapi3.T
+	covered map[string]bool // "GET /v1/payments/{id}" answered 2xx
 }
 
 func setupConformance(t *testing.T) *conformance {
 	t.Helper()
-	store := dbtest.Store(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m := metrics.New(prometheus.NewRegistry(), metrics.Config{Pool: store.Pool, Queues: []string{db.DeliveryQueue}})
-	e := api.NewServer(api.Config{
+	a := setup(t, withMetrics(), withConfig(api.Config{
 		AdminToken:           conformanceAdminToken,
 		AllowPrivateNetworks: true,
 		ProviderSecrets: map[string]string{"stripe": conformanceStripe, "moneroo": conformanceMoneroo,
 			"ebilling": conformanceEBilling},
-	}, log, store, m)
-	doc := loadOpenAPI(t, e)
+	}))
+	doc := loadOpenAPI(t, a.e)
 	router, err := gorillamux.NewRouter(doc)
 	require.NoError(t, err)
-	nm, err := store.MerchantCreate(context.Background(), "Conformance", "https://merchant.example.com/hooks")
-	require.NoError(t, err)
-	return &conformance{t: t, e: e, store: store, key: nm.APIKey, merchant: nm.Merchant,
-		router: router, doc: doc, covered: map[string]bool{}}
+	return &conformance{apiTest: a, router: router, doc: doc, covered: map[string]bool{}}
 }
 
 // exchange sends one request as the merchant (headers: name, value pairs;

@@ -13,7 +13,7 @@ import (
 
 func TestPaymentCreateGetAndEvents(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	res := a.do("POST", "/v1/payments", map[string]any{
 		"amount": 5000, "currency": "XAF", "gateway": "sandbox", "reference": "order-1",
 		"description": "Panier", "metadata": map[string]string{"order": "1"},
@@ -48,7 +48,7 @@ func TestPaymentCreateGetAndEvents(t *testing.T) {
 
 func TestPaymentCancelAndSimulate(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	id := a.createPayment(1000)
 
 	res := a.do("POST", "/v1/payments/"+id+"/simulate", map[string]any{"status": "AUTHORIZED"})
@@ -90,7 +90,7 @@ func TestPaymentCancelAndSimulate(t *testing.T) {
 
 func TestPaymentFailureReason(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	id := a.createPayment(1000)
 	res := a.do("POST", "/v1/payments/"+id+"/simulate", map[string]any{"status": "FAILED", "failure_reason": "insufficient_funds"})
 	require.Equal(t, http.StatusOK, res.Code, "%s", res.Body)
@@ -99,7 +99,7 @@ func TestPaymentFailureReason(t *testing.T) {
 
 func TestPaymentCreateRejectsBadInputAndWritesNothing(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	long := strings.Repeat("x", 256)
 	cases := []struct {
 		name   string
@@ -153,7 +153,7 @@ func TestPaymentCreateRejectsBadInputAndWritesNothing(t *testing.T) {
 
 func TestPayoutCreateAndSimulate(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	res := a.do("POST", "/v1/payouts", map[string]any{
 		"amount": 2500, "currency": "XAF", "provider": "sandbox",
 		"recipient": map[string]string{"phone": "+24177000000", "name": "Awa"},
@@ -185,7 +185,7 @@ func TestPayoutCreateAndSimulate(t *testing.T) {
 
 func TestOtherMerchantsObjectsAnswer404(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	id := a.createPayment(1000)
 	var eventID string
 	require.NoError(t, a.store.Pool.QueryRow(context.Background(), `SELECT id FROM events LIMIT 1`).Scan(&eventID))
@@ -217,7 +217,7 @@ func TestOtherMerchantsObjectsAnswer404(t *testing.T) {
 
 func TestPaymentListPagination(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	var ids []string
 	for i := range 25 {
 		ids = append(ids, a.createPayment(100+i))
@@ -255,7 +255,7 @@ func TestPaymentListPagination(t *testing.T) {
 
 func TestIdempotencyKey(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	body := `{"amount":5000,"currency":"XAF","gateway":"sandbox"}`
 
 	first := a.do("POST", "/v1/payments", body, "Idempotency-Key", "order-42")
@@ -307,7 +307,7 @@ func TestIdempotencyKey(t *testing.T) {
 
 func TestIdempotencyKeyHeldByConcurrentRequestAnswers409(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	ctx := context.Background()
 	// A request in flight holds the key's transaction lock; hold it the same way.
 	conn, err := a.store.Pool.Acquire(ctx)
@@ -325,7 +325,7 @@ func TestIdempotencyKeyHeldByConcurrentRequestAnswers409(t *testing.T) {
 
 func TestIdempotencyKeyConcurrentDuplicatesMakeOnePayment(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	const n = 16
 	var wg sync.WaitGroup
 	codes := make(chan int, n)

@@ -40,7 +40,7 @@ type providerBundle struct {
 	store    *db.Store
 	merchant *db.Merchant
 	key      string // the merchant's API key
-	logs     *lockedBuffer
+	logs     *dbtest.Logs
 }
 
 var testProviderConfig = Config{
@@ -58,7 +58,7 @@ func setupProvidersWith(t *testing.T, cfg Config, m *metrics.Metrics) *providerB
 	store := dbtest.Store(t)
 	nm, err := store.MerchantCreate(context.Background(), "Provider Test", "https://merchant.example.com/hooks")
 	require.NoError(t, err)
-	logs := &lockedBuffer{}
+	logs := &dbtest.Logs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return &providerBundle{t: t, e: NewServer(cfg, log, store, m), store: store, merchant: nm.Merchant, key: nm.APIKey, logs: logs}
 }
@@ -124,14 +124,16 @@ func (b *providerBundle) events(objectID uuid.UUID, typ string) int {
 
 func (b *providerBundle) count(query string, args ...any) int {
 	b.t.Helper()
-	var n int
-	require.NoError(b.t, b.store.Pool.QueryRow(context.Background(), query, args...).Scan(&n))
-	return n
+	return dbtest.Count(b.t, b.store.Pool, query, args...)
 }
 
 func (b *providerBundle) providerEvent(provider, key string) *db.ProviderEvent {
 	b.t.Helper()
-	e, err := b.store.ProviderEventGet(context.Background(), provider, key)
+	rows, err := b.store.Pool.Query(context.Background(), `SELECT id, provider, event_key, event_type, object_type,
+			object_id, object_ref, result, detail, payload, received_at
+		FROM provider_events WHERE provider = $1 AND event_key = $2`, provider, key)
+	require.NoError(b.t, err)
+	e, err := pgx.CollectExactlyOneRow(rows, pgx.RowToAddrOfStructByName[db.ProviderEvent])
 	require.NoError(b.t, err, "no provider_events row for %s %s", provider, key)
 	return e
 }
@@ -216,24 +218,6 @@ func requireOneApplied(t *testing.T, recs []*httptest.ResponseRecorder) {
 		results[a.Result]++
 	}
 	require.Equal(t, map[string]int{db.OutcomeApplied: 1, db.OutcomeDuplicate: len(recs) - 1}, results)
-}
-
-// lockedBuffer is a log sink safe for concurrent handlers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // TestProviderWebhooksUnconfigured: a provider whose secret is not set is

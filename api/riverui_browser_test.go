@@ -28,7 +28,7 @@ import (
 // origin) passes the cross-origin guard.
 func TestRiverUIInChromium(t *testing.T) {
 	t.Parallel()
-	b := setupAdmin(t, api.Config{AdminToken: adminToken})
+	b := setup(t, withConfig(api.Config{AdminToken: adminToken}))
 	job, err := b.river.Insert(context.Background(), db.DeliveryArgs{DeliveryID: uuid.New()}, nil)
 	require.NoError(t, err)
 	srv := httptest.NewServer(b.e)

@@ -5,61 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/require"
 
-	"github.com/boohpay/boohpay/api"
 	"github.com/boohpay/boohpay/db"
 	"github.com/boohpay/boohpay/db/dbtest"
 )
-
-// logBuffer collects a server's log output; handlers log from many goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// serverBundle is a whole API on store with its logs captured at debug level.
-type serverBundle struct {
-	e     *echo.Echo
-	store *db.Store
-	logs  *logBuffer
-}
-
-func setupServer(t *testing.T, store *db.Store) *serverBundle {
-	t.Helper()
-	logs := &logBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	// A generous database bound: these tests check what the answers say, not
-	// how fast a loaded CI machine gives them (unavailable_test.go checks the bound).
-	return &serverBundle{e: api.NewServer(api.Config{DatabaseTimeout: time.Minute}, log, store, nil), store: store, logs: logs}
-}
-
-func (s *serverBundle) serve(req *http.Request) *response {
-	rec := httptest.NewRecorder()
-	s.e.ServeHTTP(rec, req)
-	return &response{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
-}
 
 // requireError checks the error shape (type, code, message, and param only
 // when one parameter is at fault), and
@@ -84,7 +40,7 @@ func requireError(t *testing.T, res *response, status int, typ, code string) map
 
 func TestBodyLimit(t *testing.T) {
 	t.Parallel()
-	s := setupServer(t, dbtest.Store(t))
+	s := setup(t, withoutMerchant())
 	nm, err := s.store.MerchantCreate(context.Background(), "Body", "")
 	require.NoError(t, err)
 
@@ -103,7 +59,7 @@ func TestBodyLimit(t *testing.T) {
 		if chunked {
 			req.ContentLength = -1 // no Content-Length: the limit applies while reading
 		}
-		return s.serve(req)
+		return s.serveRequest(req)
 	}
 
 	for _, chunked := range []bool{false, true} {
@@ -117,12 +73,12 @@ func TestBodyLimit(t *testing.T) {
 		require.NotEqual(t, http.StatusRequestEntityTooLarge, res.Code, "exactly 1 MiB is allowed (chunked=%v)", chunked)
 		require.Less(t, res.Code, 500, "%s", res.Body)
 	}
-	require.Zero(t, countRows(t, s.store, `SELECT count(*) FROM payments`))
+	require.Zero(t, dbtest.Count(t, s.store.Pool, `SELECT count(*) FROM payments`))
 }
 
 func TestInternalErrorsShowNoInternals(t *testing.T) {
 	t.Parallel()
-	s := setupServer(t, dbtest.Store(t))
+	s := setup(t, withoutMerchant())
 	const secret = "password=hunter2 at 10.0.0.7:5432"
 	s.e.GET("/test/error", func(c echo.Context) error {
 		return errors.New("querying payments: " + secret)
@@ -138,7 +94,7 @@ func TestInternalErrorsShowNoInternals(t *testing.T) {
 	})
 
 	for _, path := range []string{"/test/error", "/test/panic", "/test/http-500"} {
-		res := s.serve(httptest.NewRequest(http.MethodGet, path, nil))
+		res := s.serveRequest(httptest.NewRequest(http.MethodGet, path, nil))
 		detail := requireError(t, res, http.StatusInternalServerError, "api_error", "internal_error")
 		require.Equal(t, "internal error", detail["message"])
 		require.NotContains(t, detail, "param", "absent, not null")
@@ -151,25 +107,25 @@ func TestInternalErrorsShowNoInternals(t *testing.T) {
 		require.Equal(t, "ERROR", line["level"])
 	}
 
-	res := s.serve(httptest.NewRequest(http.MethodGet, "/test/unavailable", nil))
+	res := s.serveRequest(httptest.NewRequest(http.MethodGet, "/test/unavailable", nil))
 	detail := requireError(t, res, http.StatusServiceUnavailable, "api_error", "service_unavailable")
 	require.Equal(t, "try again shortly", detail["message"])
 }
 
 func TestUnknownRouteAndMethod(t *testing.T) {
 	t.Parallel()
-	s := setupServer(t, dbtest.Store(t))
-	res := s.serve(httptest.NewRequest(http.MethodGet, "/nope", nil))
+	s := setup(t, withoutMerchant())
+	res := s.serveRequest(httptest.NewRequest(http.MethodGet, "/nope", nil))
 	requireError(t, res, http.StatusNotFound, "invalid_request_error", "resource_missing")
-	res = s.serve(httptest.NewRequest(http.MethodDelete, "/healthz", nil))
+	res = s.serveRequest(httptest.NewRequest(http.MethodDelete, "/healthz", nil))
 	requireError(t, res, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed")
 }
 
 func TestRequestID(t *testing.T) {
 	t.Parallel()
-	s := setupServer(t, dbtest.Store(t))
-	a := s.serve(httptest.NewRequest(http.MethodGet, "/healthz", nil))
-	b := s.serve(httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	s := setup(t, withoutMerchant())
+	a := s.serveRequest(httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	b := s.serveRequest(httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	require.NotEmpty(t, a.Header.Get(echo.HeaderXRequestID))
 	require.NotEqual(t, a.Header.Get(echo.HeaderXRequestID), b.Header.Get(echo.HeaderXRequestID))
 	line := logLineWith(t, s.logs, a.Header.Get(echo.HeaderXRequestID))
@@ -179,36 +135,21 @@ func TestRequestID(t *testing.T) {
 }
 
 // logLineWith returns the first JSON log line containing every one of subs.
-func logLineWith(t *testing.T, logs *logBuffer, subs ...string) map[string]any {
+func logLineWith(t *testing.T, logs *dbtest.Logs, subs ...string) map[string]any {
 	t.Helper()
-lines:
-	for _, l := range strings.Split(logs.String(), "\n") {
-		for _, s := range subs {
-			if !strings.Contains(l, s) {
-				continue lines
-			}
-		}
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(l), &m), "log line: %s", l)
-		return m
+	line := logs.Line(subs...)
+	if line == nil {
+		t.Fatalf("no log line with %q in:\n%s", subs, logs.String())
 	}
-	t.Fatalf("no log line with %q in:\n%s", subs, logs.String())
-	return nil
-}
-
-func countRows(t *testing.T, store *db.Store, query string, args ...any) int {
-	t.Helper()
-	var n int
-	require.NoError(t, store.Pool.QueryRow(context.Background(), query, args...).Scan(&n))
-	return n
+	return line
 }
 
 // TestRequestLogLatencyInMilliseconds: the request line's latency carries
 // its unit in its key; a bare Duration would be nanoseconds in JSON.
 func TestRequestLogLatencyInMilliseconds(t *testing.T) {
 	t.Parallel()
-	s := setupServer(t, dbtest.Store(t))
-	res := s.serve(httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	s := setup(t, withoutMerchant())
+	res := s.serveRequest(httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	require.Equal(t, http.StatusOK, res.Code)
 	line := logLineWith(t, s.logs, `"msg":"request"`, `"/healthz"`)
 	require.IsType(t, float64(0), line["latency_ms"])

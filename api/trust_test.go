@@ -181,7 +181,7 @@ func TestRateLimitPerAPIKey(t *testing.T) {
 // the admin override was echoed, logged and stored as is.)
 func TestRequestIDOursUnlessASafeToken(t *testing.T) {
 	t.Parallel()
-	b := setupAdmin(t, api.Config{AdminToken: adminToken})
+	b := setup(t, withConfig(api.Config{AdminToken: adminToken}))
 	for _, tc := range []struct {
 		given string
 		kept  bool
@@ -195,25 +195,24 @@ func TestRequestIDOursUnlessASafeToken(t *testing.T) {
 		{"<script>", false},
 		{"é", false},
 	} {
-		id := b.createPayment()
-		res := b.do("POST", "/admin/payments/"+id+"/status", map[string]any{"status": "AUTHORIZED", "reason": "request id"},
+		id := b.createPayment(5000)
+		res := b.admin("POST", "/admin/payments/"+id+"/status", map[string]any{"status": "AUTHORIZED", "reason": "request id"},
 			"X-Request-Id", tc.given)
 		require.Equal(t, http.StatusOK, res.Code, "%q: %s", tc.given, res.Body)
 		echoed := res.Header.Get(echo.HeaderXRequestID)
-		actions, err := b.store.AdminActionList(context.Background(), uuid.MustParse(id))
-		require.NoError(t, err)
+		actions := b.adminActions(id)
 		require.Len(t, actions, 1)
 		require.Equal(t, echoed, *actions[0].RequestID, "%q", tc.given)
 		if tc.kept {
 			require.Equal(t, tc.given, echoed)
 			continue
 		}
-		_, err = uuid.Parse(echoed)
+		_, err := uuid.Parse(echoed)
 		require.NoError(t, err, "%q: ours is a UUID, got %q", tc.given, echoed)
 	}
 	// Bytes that are not text are refused like in any other header.
-	id := b.createPayment()
-	res := b.do("POST", "/admin/payments/"+id+"/status", map[string]any{"status": "AUTHORIZED", "reason": "request id"},
+	id := b.createPayment(5000)
+	res := b.admin("POST", "/admin/payments/"+id+"/status", map[string]any{"status": "AUTHORIZED", "reason": "request id"},
 		"X-Request-Id", "\xff\xfe")
 	requireError(t, res, http.StatusBadRequest, "invalid_request_error", db.EInvalid)
 	_, err := uuid.Parse(res.Header.Get(echo.HeaderXRequestID))

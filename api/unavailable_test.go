@@ -23,7 +23,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/boohpay/boohpay/api"
-	"github.com/boohpay/boohpay/db"
 	"github.com/boohpay/boohpay/db/dbtest"
 )
 
@@ -53,11 +52,8 @@ type sickBundle struct {
 func newSickBundle(t *testing.T) *sickBundle {
 	t.Helper()
 	u := dbtest.URL(t)
-	admin, err := pgxpool.New(context.Background(), u)
-	require.NoError(t, err)
-	t.Cleanup(admin.Close)
-	store, err := db.NewStore(admin)
-	require.NoError(t, err)
+	store := dbtest.Open(t, u)
+	admin := store.Pool
 	nm, err := store.MerchantCreate(context.Background(), "Sick DB", "")
 	require.NoError(t, err)
 	parsed, err := url.Parse(u)
@@ -69,18 +65,13 @@ func newSickBundle(t *testing.T) *sickBundle {
 // as in production once the service runs), bounded by timeout.
 func (b *sickBundle) server(databaseURL string, timeout time.Duration, maxConns int32) (*echo.Echo, *pgxpool.Pool) {
 	b.t.Helper()
-	cfg, err := pgxpool.ParseConfig(databaseURL)
-	require.NoError(b.t, err)
-	cfg.ConnConfig.ConnectTimeout = time.Minute // only the request's bound may end a wait
-	if maxConns > 0 {
-		cfg.MaxConns = maxConns
-	}
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	require.NoError(b.t, err)
-	b.t.Cleanup(pool.Close)
-	store, err := db.NewStore(pool)
-	require.NoError(b.t, err)
-	return api.NewServer(api.Config{DatabaseTimeout: timeout}, slog.New(slog.NewTextHandler(io.Discard, nil)), store, nil), pool
+	store := dbtest.Open(b.t, databaseURL, func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.ConnectTimeout = time.Minute // only the request's bound may end a wait
+		if maxConns > 0 {
+			cfg.MaxConns = maxConns
+		}
+	})
+	return api.NewServer(api.Config{DatabaseTimeout: timeout}, slog.New(slog.NewTextHandler(io.Discard, nil)), store, nil), store.Pool
 }
 
 func (b *sickBundle) exec(sql string) {
@@ -147,9 +138,7 @@ func (b *sickBundle) require503(res *response) {
 
 func (b *sickBundle) payments() int {
 	b.t.Helper()
-	var n int
-	require.NoError(b.t, b.admin.QueryRow(context.Background(), `SELECT count(*) FROM payments`).Scan(&n))
-	return n
+	return dbtest.Count(b.t, b.admin, `SELECT count(*) FROM payments`)
 }
 
 var newPayment = map[string]any{"amount": 5000, "currency": "XAF", "gateway": "sandbox"}
@@ -364,11 +353,7 @@ func TestOpenAPIUnavailableAnswersConform(t *testing.T) {
 	u, err := url.Parse(c.store.Pool.Config().ConnString())
 	require.NoError(t, err)
 	u.Host = addr // nothing listens there: connection refused
-	pool, err := pgxpool.New(context.Background(), u.String())
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	store, err := db.NewStore(pool)
-	require.NoError(t, err)
+	store := dbtest.Open(t, u.String())
 	c.e = api.NewServer(api.Config{AdminToken: conformanceAdminToken, AllowPrivateNetworks: true},
 		slog.New(slog.NewTextHandler(io.Discard, nil)), store, nil)
 

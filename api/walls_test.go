@@ -6,9 +6,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,12 +18,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/boohpay/boohpay/api"
-	"github.com/boohpay/boohpay/db/dbtest"
-	"github.com/boohpay/boohpay/metrics"
 )
 
 // Walls (issue 8): tenants cannot see or touch each other's objects, every
@@ -186,11 +181,9 @@ func TestWallsEveryRouteIsGuarded(t *testing.T) {
 		return strings.ReplaceAll(path, "*", "jobs")
 	}
 	// The same routes with ADMIN_TOKEN and METRICS_TOKEN unset.
-	store := dbtest.Store(t)
-	open := api.NewServer(api.Config{RiverUI: http.NotFoundHandler()}, slog.New(slog.NewTextHandler(io.Discard, nil)), store,
-		metrics.New(prometheus.NewRegistry(), metrics.Config{Pool: store.Pool}))
+	open := setup(t, withMetrics(), withoutMerchant(), withConfig(api.Config{RiverUI: http.NotFoundHandler()}))
 	serveOpen := func(method, target, auth string) *response {
-		h := &hostileBundle{t: t, e: open, store: store}
+		h := &hostileBundle{apiTest: open}
 		return h.send(hostileCase{method: method, target: target, auth: auth})
 	}
 

@@ -12,7 +12,7 @@ import (
 
 func TestWebhookEndpointGetNeverShowsTheSecret(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	res := a.do("GET", "/v1/webhook-endpoint", nil)
 	require.Equal(t, http.StatusOK, res.Code, "%s", res.Body)
 	body := res.json(t)
@@ -25,7 +25,7 @@ func TestWebhookEndpointGetNeverShowsTheSecret(t *testing.T) {
 
 func TestWebhookEndpointPutGeneratesTheSecretOnce(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	a.key = a.otherMerchantKey() // a merchant with no endpoint yet
 
 	res := a.do("GET", "/v1/webhook-endpoint", nil)
@@ -49,7 +49,7 @@ func TestWebhookEndpointPutGeneratesTheSecretOnce(t *testing.T) {
 
 func TestWebhookEndpointPutRefusesBadAndPrivateURLs(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t) // WEBHOOK_ALLOW_PRIVATE_NETWORKS unset
+	a := setup(t) // WEBHOOK_ALLOW_PRIVATE_NETWORKS unset
 	for _, tt := range []struct {
 		body       string
 		wantStatus int
@@ -77,7 +77,7 @@ func TestWebhookEndpointPutRefusesBadAndPrivateURLs(t *testing.T) {
 
 func TestWebhookEndpointRotateSecret(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	old := *a.merchant.WebhookSecret
 	res := a.do("POST", "/v1/webhook-endpoint/rotate-secret", nil)
 	require.Equal(t, http.StatusOK, res.Code, "%s", res.Body)
@@ -101,7 +101,7 @@ func TestWebhookEndpointRotateSecret(t *testing.T) {
 
 func TestWebhookEndpointTestSendsAnEvent(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	res := a.do("POST", "/v1/webhook-endpoint/test", nil, "Idempotency-Key", "test-1")
 	require.Equal(t, http.StatusCreated, res.Code, "%s", res.Body)
 	d := res.json(t)
@@ -128,7 +128,7 @@ func TestWebhookEndpointTestSendsAnEvent(t *testing.T) {
 
 func TestWebhookDeliveriesListGetRetry(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	ctx := context.Background()
 	first := a.do("POST", "/v1/webhook-endpoint/test", nil).json(t)["id"].(string)
 	second := a.do("POST", "/v1/webhook-endpoint/test", nil).json(t)["id"].(string)

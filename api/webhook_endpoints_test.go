@@ -12,7 +12,7 @@ import (
 
 func TestWebhookEndpointsCreateListGetPatchDelete(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 
 	// The default endpoint (merchants.webhook_url) is listed, marked default.
 	res := a.do("GET", "/v1/webhook-endpoints", nil)
@@ -72,7 +72,7 @@ func TestWebhookEndpointsCreateListGetPatchDelete(t *testing.T) {
 
 func TestWebhookEndpointsRefuseBadInput(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	for _, tt := range []struct {
 		body       string
 		wantStatus int
@@ -115,7 +115,7 @@ func TestWebhookEndpointsRefuseBadInput(t *testing.T) {
 
 func TestWebhookEndpointRotateSecretGracePeriod(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	id := a.do("GET", "/v1/webhook-endpoint", nil).json(t)["id"].(string)
 	res := a.do("POST", "/v1/webhook-endpoints/"+id+"/rotate-secret", map[string]any{"previous_secret_expires_in": 3600})
 	require.Equal(t, http.StatusOK, res.Code, "%s", res.Body)
@@ -136,7 +136,7 @@ func TestWebhookEndpointRotateSecretGracePeriod(t *testing.T) {
 // endpoint, which the API and the fan-out then use.
 func TestWebhookEndpointOldOperatorSQL(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	ctx := context.Background()
 	_, err := a.store.Pool.Exec(ctx, `UPDATE merchants SET webhook_url = 'https://merchant.example.com/webhooks', webhook_secret = 'secret-key' WHERE id = '`+a.merchant.ID.String()+`'`)
 	require.NoError(t, err)
@@ -175,7 +175,7 @@ func TestWebhookEndpointOldOperatorSQL(t *testing.T) {
 
 func TestWebhookEndpointTestAndDeliveryFilters(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	res := a.do("POST", "/v1/webhook-endpoints", map[string]any{"url": "https://shop.example.com/payouts",
 		"enabled_events": []string{"payout.succeeded"}})
 	id := res.json(t)["id"].(string)
@@ -209,7 +209,7 @@ func TestWebhookEndpointTestAndDeliveryFilters(t *testing.T) {
 // are delivered to it once, and a second recover finds nothing more.
 func TestWebhookEndpointRecoverEventsFromBeforeItExisted(t *testing.T) {
 	t.Parallel()
-	a := newAPITest(t)
+	a := setup(t)
 	since := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
 	a.createPayment(5000) // payment.pending, delivered to the default endpoint only
 	a.createPayment(7000)

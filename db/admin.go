@@ -236,15 +236,6 @@ func scanAdminAction(row pgx.Row) (*AdminAction, error) {
 	return &a, nil
 }
 
-// AdminActionList returns the recorded actions on one object, oldest first.
-func (s *Store) AdminActionList(ctx context.Context, objectID uuid.UUID) ([]*AdminAction, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT `+adminActionColumns.String()+` FROM admin_actions WHERE object_id = $1 ORDER BY id`, objectID)
-	if err != nil {
-		return nil, fmt.Errorf("listing admin actions: %w", err)
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (*AdminAction, error) { return scanAdminAction(row) })
-}
-
 // WebhookFailure is a row of the webhook_failures_recent view: a delivery
 // that ended FAILED in the last 7 days, with its merchant's endpoint.
 type WebhookFailure struct {

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/boohpay/boohpay/db"
+	"github.com/boohpay/boohpay/db/dbtest"
 )
 
 func TestPaymentStatusOverrideIsOneTransaction(t *testing.T) {
@@ -15,8 +16,8 @@ func TestPaymentStatusOverrideIsOneTransaction(t *testing.T) {
 	ctx := context.Background()
 	b := setupOutbox(t, "https://merchant.example.com/hooks")
 	p := b.createPayment(t, "stripe")
-	events := count(t, b.store, `SELECT count(*) FROM events`)
-	jobs := count(t, b.store, `SELECT count(*) FROM river_job`)
+	events := dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM events`)
+	jobs := dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM river_job`)
 
 	// The audit row fails (admin_actions refuses a reason over 1000
 	// characters) after the transition ran: nothing of it may remain.
@@ -27,9 +28,9 @@ func TestPaymentStatusOverrideIsOneTransaction(t *testing.T) {
 	got, err := b.store.PaymentGet(ctx, b.merchant.ID, p.ID)
 	require.NoError(t, err)
 	require.Equal(t, db.PaymentPending, got.Status)
-	require.Equal(t, events, count(t, b.store, `SELECT count(*) FROM events`))
-	require.Equal(t, jobs, count(t, b.store, `SELECT count(*) FROM river_job`))
-	require.Zero(t, count(t, b.store, `SELECT count(*) FROM admin_actions`))
+	require.Equal(t, events, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM events`))
+	require.Equal(t, jobs, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM river_job`))
+	require.Zero(t, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM admin_actions`))
 
 	moved, action, err := b.store.PaymentStatusOverride(ctx, db.OverrideParams{
 		ID: p.ID, Status: db.PaymentSucceeded, Reason: "confirmed with Stripe support",
@@ -38,6 +39,6 @@ func TestPaymentStatusOverrideIsOneTransaction(t *testing.T) {
 	require.Equal(t, db.PaymentSucceeded, moved.Status)
 	require.NotNil(t, action)
 	require.Nil(t, action.RequestID)
-	require.Equal(t, events+1, count(t, b.store, `SELECT count(*) FROM events`))
-	require.Equal(t, 1, count(t, b.store, `SELECT count(*) FROM webhook_deliveries WHERE event_id = $1`, *action.EventID))
+	require.Equal(t, events+1, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM events`))
+	require.Equal(t, 1, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM webhook_deliveries WHERE event_id = $1`, *action.EventID))
 }

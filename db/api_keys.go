@@ -245,11 +245,13 @@ func (s *Store) MerchantGetByAPIKey(ctx context.Context, key string) (*Merchant,
 	hash := sha256.Sum256([]byte(key))
 	var keyID uuid.UUID
 	var lastUsed *time.Time
-	m, err := scanMerchant(s.Pool.QueryRow(ctx, `SELECT `+merchantColumns.Of("m")+`, k.id, k.last_used_at
+	var m Merchant
+	err := s.Pool.QueryRow(ctx, `SELECT k.id, k.last_used_at, `+merchantColumns.Of("m")+`
 		FROM api_keys k JOIN merchants m ON m.id = k.merchant_id
-		WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, hash[:]), &keyID, &lastUsed)
+		WHERE k.key_hash = $1 AND k.revoked_at IS NULL`, hash[:]).
+		Scan(append([]any{&keyID, &lastUsed}, merchantColumns.dest(&m)...)...)
 	if err != nil {
-		return nil, err
+		return nil, notFound(err)
 	}
 	if lastUsed == nil || time.Since(*lastUsed) > time.Minute {
 		// Best effort when the database cannot write (read-only during a
@@ -258,14 +260,5 @@ func (s *Store) MerchantGetByAPIKey(ctx context.Context, key string) (*Merchant,
 			return nil, fmt.Errorf("touching api key: %w", err)
 		}
 	}
-	return m, nil
-}
-
-// APIKeyRevoke revokes a key by its clear text, even a merchant's last one
-// (an operator's tool: the merchant then needs a key issued by the admin
-// route or `boohpay merchant api-key create`); revoking twice is a no-op.
-func (s *Store) APIKeyRevoke(ctx context.Context, key string) error {
-	hash := sha256.Sum256([]byte(key))
-	_, err := s.Pool.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1 AND revoked_at IS NULL`, hash[:])
-	return err
+	return &m, nil
 }

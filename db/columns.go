@@ -51,12 +51,12 @@ func (c columns[T]) Of(alias string) string {
 	return alias + "." + strings.Join(c.names, ", "+alias+".")
 }
 
-// dest returns v's fields in column order, then extra, for Scan.
-func (c columns[T]) dest(v *T, extra ...any) []any {
+// dest returns v's fields in column order, for Scan.
+func (c columns[T]) dest(v *T) []any {
 	rv := reflect.ValueOf(v).Elem()
-	out := make([]any, 0, len(c.index)+len(extra))
-	for _, idx := range c.index {
-		out = append(out, rv.FieldByIndex(idx).Addr().Interface())
+	out := make([]any, len(c.index))
+	for i, idx := range c.index {
+		out[i] = rv.FieldByIndex(idx).Addr().Interface()
 	}
-	return append(out, extra...)
+	return out
 }

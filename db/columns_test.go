@@ -17,8 +17,7 @@ func TestColumnsComeFromTags(t *testing.T) {
 	require.Equal(t, "a, b_col", c.String())
 	require.Equal(t, "r.a, r.b_col", c.Of("r"))
 	var r row
-	var extra int
-	require.Equal(t, []any{&r.A, &r.B, &extra}, c.dest(&r, &extra))
+	require.Equal(t, []any{&r.A, &r.B}, c.dest(&r))
 }
 
 func TestColumnsRefuseAnUntaggedField(t *testing.T) {

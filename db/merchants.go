@@ -26,10 +26,9 @@ type Merchant struct {
 
 var merchantColumns = columnsOf[Merchant]()
 
-// scanMerchant scans a row of merchantColumns, then extra.
-func scanMerchant(row pgx.Row, extra ...any) (*Merchant, error) {
+func scanMerchant(row pgx.Row) (*Merchant, error) {
 	var m Merchant
-	if err := row.Scan(merchantColumns.dest(&m, extra...)...); err != nil {
+	if err := row.Scan(merchantColumns.dest(&m)...); err != nil {
 		return nil, notFound(err)
 	}
 	return &m, nil
@@ -68,9 +67,4 @@ func (s *Store) MerchantCreate(ctx context.Context, name, webhookURL string) (*N
 		return nil, err
 	}
 	return &out, nil
-}
-
-// MerchantGetByID returns ErrNotFound when no merchant has id.
-func (s *Store) MerchantGetByID(ctx context.Context, id uuid.UUID) (*Merchant, error) {
-	return scanMerchant(s.Pool.QueryRow(ctx, `SELECT `+merchantColumns.String()+` FROM merchants WHERE id = $1`, id))
 }

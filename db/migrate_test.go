@@ -133,11 +133,7 @@ func TestSchemaVersionOfEmptyDatabase(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	url := dbtest.EmptyURL(t)
-	pool, err := db.Connect(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	store, err := db.NewStore(pool)
-	require.NoError(t, err)
+	store := dbtest.Open(t, url)
 
 	// Never migrated: no schema_migrations table at all.
 	v, dirty, err := store.SchemaVersion(ctx)

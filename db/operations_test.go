@@ -116,11 +116,11 @@ func TestOperationsRunbook(t *testing.T) {
 			require.Positive(t, res.affected)
 			require.Equal(t, "PENDING", deliveryStatus(t, tx, f.dakarFailedAfterT))
 			require.Equal(t, "FAILED", deliveryStatus(t, tx, f.dakarFailedBeforeT))
-			require.Zero(t, txCount(t, tx, `SELECT count(*) FROM webhook_deliveries WHERE status = 'FAILED' AND updated_at >= $1`, runbookT))
+			require.Zero(t, dbtest.Count(t, tx, `SELECT count(*) FROM webhook_deliveries WHERE status = 'FAILED' AND updated_at >= $1`, runbookT))
 			// The sweep picks the replayed rows up: each gets a new job.
 			_, _, err := store.DeliverySweepBatchTx(ctx, tx, 100)
 			require.NoError(t, err)
-			require.Equal(t, 1, txCount(t, tx, `SELECT count(*) FROM webhook_deliveries d JOIN river_job j ON j.id = d.job_id
+			require.Equal(t, 1, dbtest.Count(t, tx, `SELECT count(*) FROM webhook_deliveries d JOIN river_job j ON j.id = d.job_id
 				WHERE d.id = $1 AND j.kind = 'webhook_delivery' AND j.state = 'available'`, f.dakarFailedAfterT))
 		},
 		"endpoints-down": func(t *testing.T, tx pgx.Tx, res runbookResult) {
@@ -131,7 +131,7 @@ func TestOperationsRunbook(t *testing.T) {
 			require.Equal(t, "dial tcp 203.0.113.7:443: connect: connection refused", r["last_error"])
 			require.EqualValues(t, 2, r["backlog"])
 			// Acme had failures but its last attempt got through: degraded, not down.
-			require.Equal(t, 1, txCount(t, tx, `SELECT count(*) FROM webhook_endpoint_health WHERE merchant_id = $1 AND state = 'degraded'`, runbookAcme))
+			require.Equal(t, 1, dbtest.Count(t, tx, `SELECT count(*) FROM webhook_endpoint_health WHERE merchant_id = $1 AND state = 'degraded'`, runbookAcme))
 		},
 		"recovering": func(t *testing.T, tx pgx.Tx, res runbookResult) {
 			require.Equal(t, []string{f.acmeFailedOld.String()}, column(res, "id"))
@@ -148,7 +148,7 @@ func TestOperationsRunbook(t *testing.T) {
 		},
 		"reenable-endpoint": func(t *testing.T, tx pgx.Tx, res runbookResult) {
 			require.EqualValues(t, 1, res.affected)
-			require.Equal(t, 1, txCount(t, tx, `SELECT count(*) FROM webhook_endpoints WHERE id = $1 AND status = 'enabled'
+			require.Equal(t, 1, dbtest.Count(t, tx, `SELECT count(*) FROM webhook_endpoints WHERE id = $1 AND status = 'enabled'
 				AND failing_since IS NULL`, runbookKribi))
 		},
 		"queue-lag": func(t *testing.T, tx pgx.Tx, res runbookResult) {
@@ -440,13 +440,6 @@ func deliveryStatus(t *testing.T, tx pgx.Tx, id uuid.UUID) string {
 	var s string
 	require.NoError(t, tx.QueryRow(context.Background(), `SELECT status FROM webhook_deliveries WHERE id = $1`, id).Scan(&s))
 	return s
-}
-
-func txCount(t *testing.T, tx pgx.Tx, query string, args ...any) int {
-	t.Helper()
-	var n int
-	require.NoError(t, tx.QueryRow(context.Background(), query, args...).Scan(&n))
-	return n
 }
 
 // seedRunbookMoney gives the review and provider_events statements their

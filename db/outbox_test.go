@@ -43,13 +43,6 @@ func (b *outboxBundle) createPayment(t *testing.T, gateway string) *db.Payment {
 	return p
 }
 
-func count(t *testing.T, store *db.Store, query string, args ...any) int {
-	t.Helper()
-	var n int
-	require.NoError(t, store.Pool.QueryRow(context.Background(), query, args...).Scan(&n))
-	return n
-}
-
 func TestOutboxWritesStatusEventDeliveryAndJobInOneTx(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -94,9 +87,9 @@ func TestOutboxWritesStatusEventDeliveryAndJobInOneTx(t *testing.T) {
 
 	// Rolled back: none of it exists.
 	require.NoError(t, tx.Rollback(ctx))
-	require.Equal(t, 0, count(t, b.store, `SELECT count(*) FROM events WHERE type = 'payment.succeeded'`))
-	require.Equal(t, 0, count(t, b.store, `SELECT count(*) FROM webhook_deliveries`))
-	require.Equal(t, 0, count(t, b.store, `SELECT count(*) FROM river_job`))
+	require.Equal(t, 0, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM events WHERE type = 'payment.succeeded'`))
+	require.Equal(t, 0, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM webhook_deliveries`))
+	require.Equal(t, 0, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM river_job`))
 	got, err := b.store.PaymentGet(ctx, b.merchant.ID, p.ID)
 	require.NoError(t, err)
 	require.Equal(t, db.PaymentPending, got.Status)
@@ -106,7 +99,7 @@ func TestOutboxDeliveryPayloadIsTheEventBody(t *testing.T) {
 	t.Parallel()
 	b := setupOutbox(t, "https://merchant.example.com/hooks")
 	p := b.createPayment(t, "sandbox")
-	require.Equal(t, 1, count(t, b.store, `SELECT count(*) FROM events e JOIN webhook_deliveries d ON d.event_id = e.id
+	require.Equal(t, 1, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM events e JOIN webhook_deliveries d ON d.event_id = e.id
 		WHERE e.object_id = $1 AND e.type = 'payment.pending' AND d.event_type = e.type
 		AND d.payload::text = e.payload::text AND d.status = 'PENDING'`, p.ID))
 }
@@ -119,9 +112,9 @@ func TestOutboxWithoutWebhookURLRecordsEventOnly(t *testing.T) {
 	_, changed, err := b.store.PaymentTransition(ctx, db.TransitionParams{Actor: db.ActorSandbox, ID: p.ID, MerchantID: b.merchant.ID, Status: db.PaymentFailed})
 	require.NoError(t, err)
 	require.True(t, changed)
-	require.Equal(t, 2, count(t, b.store, `SELECT count(*) FROM events WHERE object_id = $1`, p.ID))
-	require.Equal(t, 0, count(t, b.store, `SELECT count(*) FROM webhook_deliveries`))
-	require.Equal(t, 0, count(t, b.store, `SELECT count(*) FROM river_job`))
+	require.Equal(t, 2, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM events WHERE object_id = $1`, p.ID))
+	require.Equal(t, 0, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM webhook_deliveries`))
+	require.Equal(t, 0, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM river_job`))
 }
 
 func TestTransitionRules(t *testing.T) {
@@ -197,9 +190,9 @@ func TestConcurrentTransitionsEmitOneEventPerRealChange(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, real)
-	require.Equal(t, 2, count(t, b.store, `SELECT count(*) FROM events WHERE object_id = $1`, p.ID))
-	require.Equal(t, 2, count(t, b.store, `SELECT count(*) FROM webhook_deliveries`))
-	require.Equal(t, 2, count(t, b.store, `SELECT count(*) FROM river_job WHERE kind = 'webhook_delivery'`))
+	require.Equal(t, 2, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM events WHERE object_id = $1`, p.ID))
+	require.Equal(t, 2, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM webhook_deliveries`))
+	require.Equal(t, 2, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM river_job WHERE kind = 'webhook_delivery'`))
 }
 
 func TestPayoutTransitions(t *testing.T) {
@@ -223,5 +216,5 @@ func TestPayoutTransitions(t *testing.T) {
 	}
 	_, _, err := b.store.PayoutTransition(ctx, db.TransitionParams{Actor: db.ActorSandbox, ID: po.ID, Status: db.PayoutFailed})
 	require.Equal(t, db.EInvalidTransition, db.ErrorCode(err))
-	require.Equal(t, 3, count(t, b.store, `SELECT count(*) FROM webhook_deliveries WHERE event_type LIKE 'payout.%'`))
+	require.Equal(t, 3, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM webhook_deliveries WHERE event_type LIKE 'payout.%'`))
 }

@@ -91,8 +91,6 @@ type ProviderEvent struct {
 	ReceivedAt time.Time  `db:"received_at"`
 }
 
-var providerEventColumns = columnsOf[ProviderEvent]()
-
 // ProviderEventApply applies one authentic provider event, in one
 // transaction, running the checks in order:
 //
@@ -524,15 +522,4 @@ func toMinor(v, currency, unit string) (int64, bool) {
 		return 0, false
 	}
 	return r.Num().Int64(), true
-}
-
-// ProviderEventGet returns the event recorded for (provider, key), or ErrNotFound.
-func (s *Store) ProviderEventGet(ctx context.Context, provider, key string) (*ProviderEvent, error) {
-	var e ProviderEvent
-	err := s.Pool.QueryRow(ctx, `SELECT `+providerEventColumns.String()+`
-		FROM provider_events WHERE provider = $1 AND event_key = $2`, provider, key).Scan(providerEventColumns.dest(&e)...)
-	if err != nil {
-		return nil, notFound(err)
-	}
-	return &e, nil
 }

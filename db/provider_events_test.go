@@ -127,9 +127,9 @@ func TestProviderEventParkedUntilCreated(t *testing.T) {
 	p := b.payment("stripe", "pi_late", 700)
 	require.Equal(t, db.PaymentSucceeded, p.Status, "parked events applied at creation")
 	require.Equal(t, int64(700), *p.AmountReceived)
-	require.Equal(t, 3, count(t, b.store, `SELECT count(*) FROM events WHERE object_id = $1`, p.ID)) // pending, failed, succeeded
-	require.Equal(t, 0, count(t, b.store, `SELECT count(*) FROM provider_events WHERE result = 'unmatched'`))
-	require.Equal(t, 2, count(t, b.store, `SELECT count(*) FROM provider_events WHERE result = 'applied' AND object_id = $1`, p.ID))
+	require.Equal(t, 3, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM events WHERE object_id = $1`, p.ID)) // pending, failed, succeeded
+	require.Equal(t, 0, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM provider_events WHERE result = 'unmatched'`))
+	require.Equal(t, 2, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM provider_events WHERE result = 'applied' AND object_id = $1`, p.ID))
 
 	// A second payment cannot claim the reference.
 	ref := "pi_late"
@@ -169,7 +169,7 @@ func TestProviderEventConcurrentDuplicate(t *testing.T) {
 		got[o]++
 	}
 	require.Equal(t, map[string]int{db.OutcomeApplied: 1, db.OutcomeDuplicate: 7}, got)
-	require.Equal(t, 1, count(t, b.store, `SELECT count(*) FROM events WHERE object_id = $1 AND type = 'payment.succeeded'`, p.ID))
+	require.Equal(t, 1, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM events WHERE object_id = $1 AND type = 'payment.succeeded'`, p.ID))
 }
 
 // TestProviderEventMajorUnits: amounts in major units are scaled by
@@ -230,7 +230,7 @@ func TestProviderEventRacingItsObjectsCreation(t *testing.T) {
 		wg.Wait()
 		require.Contains(t, []string{db.OutcomeApplied, db.OutcomeUnmatched}, res.Outcome)
 		require.Equal(t, db.PaymentSucceeded, b.get(p.ID).Status, "round %d: %s", round, res.Outcome)
-		require.Equal(t, 1, count(t, b.store, `SELECT count(*) FROM events WHERE object_id = $1 AND type = 'payment.succeeded'`, p.ID))
+		require.Equal(t, 1, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM events WHERE object_id = $1 AND type = 'payment.succeeded'`, p.ID))
 	}
-	require.Zero(t, count(t, b.store, `SELECT count(*) FROM provider_events WHERE result = 'unmatched'`))
+	require.Zero(t, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM provider_events WHERE result = 'unmatched'`))
 }

@@ -70,11 +70,7 @@ func TestInTxRetryingWaitsOutACut(t *testing.T) {
 	require.NoError(t, err)
 
 	proxy := dbtest.NewProxy(t, url)
-	pool, err := pgxpool.New(ctx, proxy.URL(url))
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	store, err := db.NewStore(pool)
-	require.NoError(t, err)
+	store := dbtest.Open(t, proxy.URL(url))
 
 	calls := 0
 	err = store.InTxRetrying(ctx, func(tx pgx.Tx) error {

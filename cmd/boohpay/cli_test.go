@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/boohpay/boohpay/api"
-	"github.com/boohpay/boohpay/db"
 	"github.com/boohpay/boohpay/db/dbtest"
 )
 
@@ -137,7 +135,6 @@ func TestBinaryVersion(t *testing.T) {
 // works, the leaked one is refused on the next request.
 func TestMerchantAPIKeyCommands(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	url := dbtest.URL(t)
 	vars := map[string]string{"DATABASE_URL": url}
 	out, err := runCmd(t, vars, "merchant", "create", "--name", "Keys")
@@ -148,11 +145,7 @@ func TestMerchantAPIKeyCommands(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &m))
 
-	pool, err := db.Connect(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	store, err := db.NewStore(pool)
-	require.NoError(t, err)
+	store := dbtest.Open(t, url)
 	srv := api.NewServer(api.Config{}, slog.New(slog.DiscardHandler), store, nil)
 	status := func(key string) int {
 		req := httptest.NewRequest(http.MethodGet, "/v1/payments", nil)
@@ -164,7 +157,7 @@ func TestMerchantAPIKeyCommands(t *testing.T) {
 	require.Equal(t, http.StatusOK, status(m.APIKey))
 
 	// Locked out (the only key revoked by SQL): an operator issues one.
-	require.NoError(t, store.APIKeyRevoke(ctx, m.APIKey))
+	dbtest.RevokeAPIKey(t, store, m.APIKey)
 	out, err = runCmd(t, vars, "merchant", "api-key", "create", "--merchant", m.ID, "--name", "recovered")
 	require.NoError(t, err)
 	var issued struct{ ID, Key, Name, Prefix string }

@@ -49,7 +49,7 @@ func TestCrashSIGKILLUnderLoad(t *testing.T) {
 		lifetime := time.Duration(rand.Int64N(int64(pick(2500*time.Millisecond, 6*time.Second))))
 		deadline := time.Now().Add(lifetime)
 		for time.Now().Before(deadline) {
-			if line := c.logs.logLine("listening"); line != nil && base.Load() == nil {
+			if line := c.logs.Msg("listening"); line != nil && base.Load() == nil {
 				b := "http://" + line["addr"].(string)
 				base.Store(&b)
 			}
@@ -59,7 +59,7 @@ func TestCrashSIGKILLUnderLoad(t *testing.T) {
 			// The last kill, at least, lands mid-delivery: ready, under
 			// load, with attempts in flight.
 			require.Eventually(t, func() bool {
-				if line := c.logs.logLine("listening"); line != nil && base.Load() == nil {
+				if line := c.logs.Msg("listening"); line != nil && base.Load() == nil {
 					b := "http://" + line["addr"].(string)
 					base.Store(&b)
 				}

@@ -25,16 +25,16 @@ import (
 
 // startListen runs `boohpay webhooks listen` in-process on a free port and
 // returns its URL and what it prints.
-func startListen(t *testing.T, secret string) (string, *syncBuffer) {
+func startListen(t *testing.T, secret string) (string, *dbtest.Logs) {
 	t.Helper()
 	return startListenArgs(t, "--secret", secret)
 }
 
 // startListenArgs runs `boohpay webhooks listen` with flags on a free port.
-func startListenArgs(t *testing.T, flags ...string) (string, *syncBuffer) {
+func startListenArgs(t *testing.T, flags ...string) (string, *dbtest.Logs) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &dbtest.Logs{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, append([]string{"webhooks", "listen", "--addr", "127.0.0.1:0"}, flags...), env(nil), out, io.Discard)

@@ -90,7 +90,7 @@ func TestBinarySIGTERM(t *testing.T) {
 	cmd, _, _ := command(t, []string{
 		"DATABASE_URL=" + dbtest.URL(t), "HTTP_ADDR=127.0.0.1:0", "LOG_FORMAT=json",
 	}, "serve")
-	logs := &syncBuffer{}
+	logs := &dbtest.Logs{}
 	cmd.Stderr = logs
 	require.NoError(t, cmd.Start())
 	exited := make(chan error, 1)
@@ -98,7 +98,7 @@ func TestBinarySIGTERM(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 
 	require.Eventually(t, func() bool {
-		line := logs.logLine("listening")
+		line := logs.Msg("listening")
 		if line == nil {
 			return false
 		}
@@ -117,7 +117,7 @@ func TestBinarySIGTERM(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no exit after SIGTERM; log:\n%s", logs)
 	}
-	require.NotNil(t, logs.logLine("stopped"))
+	require.NotNil(t, logs.Msg("stopped"))
 	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		var line map[string]any
 		require.NoError(t, json.Unmarshal([]byte(l), &line), "LOG_FORMAT=json: every line is JSON: %s", l)

@@ -32,6 +32,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+
+	"github.com/boohpay/boohpay/db/dbtest"
 )
 
 // soakEnv selects the long versions (make soak).
@@ -69,7 +71,7 @@ func reportFigures(t *testing.T, format string, args ...any) {
 // child is `boohpay serve` running as a child process.
 type child struct {
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *dbtest.Logs
 	base   string // http://host:port once it listens
 	exited chan struct{}
 	err    error // Wait's result, once exited is closed
@@ -92,10 +94,10 @@ func startChild(t *testing.T, env []string) *child {
 		default:
 		}
 		if worker {
-			if c.logs.logLine("workers started") != nil {
+			if c.logs.Msg("workers started") != nil {
 				return c
 			}
-		} else if line := c.logs.logLine("listening"); line != nil {
+		} else if line := c.logs.Msg("listening"); line != nil {
 			base := "http://" + line["addr"].(string)
 			if res, err := http.Get(base + "/healthz"); err == nil {
 				res.Body.Close()
@@ -116,7 +118,7 @@ func startChild(t *testing.T, env []string) *child {
 func startChildNoWait(t *testing.T, env []string) *child {
 	t.Helper()
 	cmd, _, _ := command(t, env, "serve")
-	c := &child{cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
+	c := &child{cmd: cmd, logs: &dbtest.Logs{}, exited: make(chan struct{})}
 	cmd.Stderr = c.logs
 	require.NoError(t, cmd.Start())
 	go func() { c.err = cmd.Wait(); close(c.exited) }()

@@ -86,17 +86,17 @@ func TestTwoReplicasOneDatabase(t *testing.T) {
 	// The leader stops; the other replica takes over, sweeping included.
 	const gained = "leadership.Elector: Gained leadership"
 	leader, other := a, b
-	if b.logs.logLine(gained) != nil {
+	if b.logs.Msg(gained) != nil {
 		leader, other = b, a
 	}
-	require.NotNil(t, leader.logs.logLine(gained), "one of the replicas led")
-	require.Nil(t, other.logs.logLine(gained), "only one replica led")
+	require.NotNil(t, leader.logs.Msg(gained), "one of the replicas led")
+	require.Nil(t, other.logs.Msg(gained), "only one replica led")
 	require.NoError(t, leader.terminate(t, 60*time.Second))
 	stopped := time.Now()
 	replayedAgain := replay(t, pool, 30)
 	require.Eventually(t, func() bool { return sweptOnce(t, pool, replayedAgain) }, 90*time.Second, 50*time.Millisecond,
 		"the remaining replica did not sweep; log:\n%s", other.logs)
-	require.NotNil(t, other.logs.logLine(gained), "the other replica took over")
+	require.NotNil(t, other.logs.Msg(gained), "the other replica took over")
 	requireAllDelivered(t, pool, s, 60*time.Second)
 	var sweepsAfter int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'webhook_sweep' AND created_at > $1`, stopped).Scan(&sweepsAfter))

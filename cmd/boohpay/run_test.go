@@ -149,11 +149,7 @@ func TestMerchantCreateCommand(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, raw, 32)
 
-	pool, err := db.Connect(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	store, err := db.NewStore(pool)
-	require.NoError(t, err)
+	store := dbtest.Open(t, url)
 
 	// The printed key authenticates, as that merchant, over HTTP.
 	srv := api.NewServer(api.Config{}, slog.New(slog.DiscardHandler), store, nil)
@@ -170,7 +166,7 @@ func TestMerchantCreateCommand(t *testing.T) {
 	// The table holds the key's hash, never the key.
 	var hash []byte
 	var row string
-	require.NoError(t, pool.QueryRow(ctx, `SELECT key_hash, k::text FROM api_keys k WHERE merchant_id = $1`, got.ID).Scan(&hash, &row))
+	require.NoError(t, store.Pool.QueryRow(ctx, `SELECT key_hash, k::text FROM api_keys k WHERE merchant_id = $1`, got.ID).Scan(&hash, &row))
 	sum := sha256.Sum256([]byte(got.APIKey))
 	require.Equal(t, sum[:], hash)
 	require.NotContains(t, row, got.APIKey[len("bp_")+6:])

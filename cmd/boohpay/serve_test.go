@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,42 +17,12 @@ import (
 	"github.com/boohpay/boohpay/db/dbtest"
 )
 
-// syncBuffer is the server's stderr: written by its goroutines, read by the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// logLine returns the first JSON log line whose msg is msg, or nil.
-func (b *syncBuffer) logLine(msg string) map[string]any {
-	sc := bufio.NewScanner(strings.NewReader(b.String()))
-	for sc.Scan() {
-		var line map[string]any
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == msg {
-			return line
-		}
-	}
-	return nil
-}
-
 // serveBundle is `boohpay serve` running in-process.
 type serveBundle struct {
 	base   string // http://127.0.0.1:port
 	stop   context.CancelFunc
 	done   chan error
-	stderr *syncBuffer
+	stderr *dbtest.Logs
 }
 
 // startServe runs `boohpay serve` on a free port with vars on top of a
@@ -72,7 +39,7 @@ func startServe(t *testing.T, vars map[string]string) *serveBundle {
 		all[k] = v
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &serveBundle{stop: cancel, done: make(chan error, 1), stderr: &syncBuffer{}}
+	s := &serveBundle{stop: cancel, done: make(chan error, 1), stderr: &dbtest.Logs{}}
 	go func() { s.done <- run(ctx, []string{"serve"}, env(all), io.Discard, s.stderr) }()
 	t.Cleanup(func() {
 		cancel()
@@ -90,10 +57,10 @@ func startServe(t *testing.T, vars map[string]string) *serveBundle {
 			return true
 		default:
 		}
-		if all["ROLE"] == "worker" && s.stderr.logLine("workers started") == nil {
+		if all["ROLE"] == "worker" && s.stderr.Msg("workers started") == nil {
 			return false
 		}
-		line := s.stderr.logLine("listening")
+		line := s.stderr.Msg("listening")
 		if line == nil {
 			return false
 		}
@@ -161,10 +128,10 @@ func TestServeAnswersAndStops(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, code)
 	code, _ = get(t, s.base+"/v1/payments")
 	require.Equal(t, http.StatusUnauthorized, code)
-	require.NotNil(t, s.stderr.logLine("workers started"), "ROLE=all runs the workers")
+	require.NotNil(t, s.stderr.Msg("workers started"), "ROLE=all runs the workers")
 
 	require.NoError(t, s.shutdown(t))
-	require.NotNil(t, s.stderr.logLine("stopped"))
+	require.NotNil(t, s.stderr.Msg("stopped"))
 	require.NotContains(t, s.stderr.String(), nm.APIKey[len("bp_")+6:])
 }
 
@@ -175,11 +142,7 @@ func TestServeDrainsInFlightRequests(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	url := dbtest.URL(t)
-	pool, err := db.Connect(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	store, err := db.NewStore(pool)
-	require.NoError(t, err)
+	store := dbtest.Open(t, url)
 	nm, err := store.MerchantCreate(ctx, "Slow", "")
 	require.NoError(t, err)
 
@@ -187,7 +150,7 @@ func TestServeDrainsInFlightRequests(t *testing.T) {
 
 	// The key was never used, so authenticating it writes last_used_at, and
 	// waits on this lock.
-	lock, err := pool.Begin(ctx)
+	lock, err := store.Pool.Begin(ctx)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = lock.Rollback(ctx) })
 	_, err = lock.Exec(ctx, `SELECT 1 FROM api_keys WHERE merchant_id = $1 FOR UPDATE`, nm.Merchant.ID)
@@ -212,7 +175,7 @@ func TestServeDrainsInFlightRequests(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool {
 		var waiting int
-		err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		err := store.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE api_keys%'`).Scan(&waiting)
 		return err == nil && waiting > 0
 	}, 10*time.Second, 10*time.Millisecond, "the request should be waiting on the lock")
@@ -252,7 +215,7 @@ func TestServeHTTPAddrInUse(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
-	stderr := &syncBuffer{}
+	stderr := &dbtest.Logs{}
 	go func() {
 		done <- run(ctx, []string{"serve"}, env(map[string]string{
 			"DATABASE_URL": dbtest.URL(t), "HTTP_ADDR": ln.Addr().String(), "LOG_FORMAT": "json",
@@ -272,7 +235,7 @@ func TestServeRoles(t *testing.T) {
 	t.Run("api", func(t *testing.T) {
 		t.Parallel()
 		s := startServe(t, map[string]string{"DATABASE_URL": dbtest.URL(t), "ROLE": "api"})
-		require.Nil(t, s.stderr.logLine("workers started"))
+		require.Nil(t, s.stderr.Msg("workers started"))
 		require.NoError(t, s.shutdown(t))
 	})
 	t.Run("worker", func(t *testing.T) {
@@ -301,11 +264,7 @@ func TestServeMigratesOnStart(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.NoError(t, s.shutdown(t))
 
-	pool, err := db.Connect(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	store, err := db.NewStore(pool)
-	require.NoError(t, err)
+	store := dbtest.Open(t, url)
 	v, dirty, err := store.SchemaVersion(ctx)
 	require.NoError(t, err)
 	require.False(t, dirty)
@@ -371,7 +330,7 @@ func TestServeFinishesRunningDeliveries(t *testing.T) {
 		t.Fatalf("the payment.pending delivery never arrived; log:\n%s", s.stderr)
 	}
 	s.stop()
-	require.Eventually(t, func() bool { return s.stderr.logLine("shutting down") != nil }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return s.stderr.Msg("shutting down") != nil }, 10*time.Second, 10*time.Millisecond)
 	select {
 	case <-aborted:
 		t.Fatal("the signal cancelled the running delivery")

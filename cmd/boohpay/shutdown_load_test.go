@@ -84,10 +84,10 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 				require.Equal(t, processing, handedBack, "every PROCESSING row's job was handed back")
 				if tc.handBack {
 					require.Positive(t, handedBack, "some attempts were held past SHUTDOWN_TIMEOUT and handed back")
-					require.NotNil(t, c.logs.logLine("workers did not finish in time; cancelling"))
+					require.NotNil(t, c.logs.Msg("workers did not finish in time; cancelling"))
 				} else {
 					require.Zero(t, processing, "with time enough every in-flight attempt finished and was recorded")
-					require.Nil(t, c.logs.logLine("workers did not finish in time; cancelling"))
+					require.Nil(t, c.logs.Msg("workers did not finish in time; cancelling"))
 				}
 				requireNoSecretsIn(t, c.logs.String(), key, *s.secret.Load())
 				t.Logf("round %d: SIGTERM with %d attempts in flight: %d handed back; requests ok %d, failed %d, answers %v",

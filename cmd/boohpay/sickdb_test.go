@@ -126,10 +126,10 @@ func TestReplicaSIGKILLUnderLoad(t *testing.T) {
 
 	const gained = "leadership.Elector: Gained leadership"
 	require.Eventually(t, func() bool {
-		return (a.logs.logLine(gained) != nil || b.logs.logLine(gained) != nil) && l.ok.Load() > int64(pick(200, 2000))
+		return (a.logs.Msg(gained) != nil || b.logs.Msg(gained) != nil) && l.ok.Load() > int64(pick(200, 2000))
 	}, pick(60*time.Second, 5*time.Minute), 10*time.Millisecond)
 	leader, survivor, leaderBase := a, b, &baseA
-	if b.logs.logLine(gained) != nil {
+	if b.logs.Msg(gained) != nil {
 		leader, survivor, leaderBase = b, a, &baseB
 	}
 	// Mid-delivery: the leader has attempts in flight.
@@ -169,7 +169,7 @@ func TestReplicaSIGKILLUnderLoad(t *testing.T) {
 	f := requireAllDelivered(t, pool, s, pick(2*time.Minute, 5*time.Minute))
 	// The survivor wins the election once the dead leader's term runs out
 	// (River's leader TTL), which may be after the backlog is delivered.
-	require.Eventually(t, func() bool { return survivor.logs.logLine(gained) != nil }, 2*time.Minute, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return survivor.logs.Msg(gained) != nil }, 2*time.Minute, 10*time.Millisecond,
 		"the survivor took over")
 
 	// When the stranded jobs went out again, counted from the kill.

@@ -88,7 +88,28 @@ func Pool(t testing.TB) *pgxpool.Pool {
 // Store returns a Store on a fresh migrated database for t.
 func Store(t testing.TB) *db.Store {
 	t.Helper()
-	s, err := db.NewStore(Pool(t))
+	return Open(t, URL(t))
+}
+
+// Open returns a Store on a pool for url, closed when t ends: a database of
+// URL or EmptyURL, a Proxy's URL, or an address nothing listens on.
+// Connections are made lazily, as in production. configure, if any,
+// adjusts the pool's config first.
+func Open(t testing.TB, url string, configure ...func(*pgxpool.Config)) *db.Store {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatalf("parsing %s: %v", url, err)
+	}
+	for _, c := range configure {
+		c(cfg)
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("opening pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	s, err := db.NewStore(pool)
 	if err != nil {
 		t.Fatal(err)
 	}

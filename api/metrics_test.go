@@ -64,7 +64,7 @@ func setupMetrics(t *testing.T) *metricsBundle {
 	}))
 	t.Cleanup(receiver.Close)
 
-	client, err := jobs.NewClient(b.store.Pool, b.store, log, jobs.Config{
+	client, err := jobs.NewClient(b.store, log, jobs.Config{
 		AllowPrivateNetworks: true, RetryBaseDelay: 10 * time.Millisecond, FetchPollInterval: 20 * time.Millisecond, Metrics: m,
 	})
 	require.NoError(t, err)

@@ -26,10 +26,8 @@ type Store struct {
 
 // NewStore returns a Store on pool.
 func NewStore(pool *pgxpool.Pool) (*Store, error) {
-	// FetchCooldown also paces this client's insert notifications to the
-	// workers (at most one per queue per cooldown); River's 100 ms default
-	// would put up to 100 ms between a commit and its delivery.
-	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{FetchCooldown: time.Millisecond})
+	// FetchCooldown also paces this client's insert notifications.
+	rc, err := river.NewClient(riverpgxv5.New(pool), &river.Config{FetchCooldown: DeliveryNotifyCooldown})
 	if err != nil {
 		return nil, fmt.Errorf("creating insert-only river client: %w", err)
 	}

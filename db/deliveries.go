@@ -186,7 +186,7 @@ func (s *Store) DeliveryRetry(ctx context.Context, merchantID, id uuid.UUID) (*D
 			return &Error{Code: EConflict, Message: fmt.Sprintf(
 				"the delivery is %s: only a SUCCEEDED or FAILED delivery can be retried", status)}
 		}
-		res, err := s.river.InsertTx(ctx, tx, DeliveryArgs{DeliveryID: id}, nil)
+		res, err := s.river.InsertTx(ctx, tx, DeliveryArgs{DeliveryID: id, MerchantID: merchantID}, nil)
 		if err != nil {
 			return fmt.Errorf("inserting delivery job: %w", err)
 		}
@@ -397,7 +397,7 @@ func (s *Store) DeliverySweepBatch(ctx context.Context, limit int) (enqueued int
 // work and never give one row two jobs. It returns how many jobs it
 // inserted, and whether the batch was full (there may be more).
 func (s *Store) DeliverySweepBatchTx(ctx context.Context, tx pgx.Tx, limit int) (enqueued int, full bool, err error) {
-	rows, err := tx.Query(ctx, `SELECT d.id, d.job_id FROM webhook_deliveries d
+	rows, err := tx.Query(ctx, `SELECT d.id, d.merchant_id, d.job_id FROM webhook_deliveries d
 		WHERE (d.status IN ('PENDING', 'PROCESSING') OR (d.status = 'FAILED' AND d.next_retry_at IS NOT NULL))
 			AND (d.status = 'PROCESSING' OR d.next_retry_at IS NULL OR d.next_retry_at <= now())
 			AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = d.job_id
@@ -409,12 +409,12 @@ func (s *Store) DeliverySweepBatchTx(ctx context.Context, tx pgx.Tx, limit int) 
 		return 0, false, fmt.Errorf("selecting deliveries to sweep: %w", err)
 	}
 	type candidate struct {
-		id    uuid.UUID
-		jobID *int64
+		id, merchantID uuid.UUID
+		jobID          *int64
 	}
 	candidates, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (candidate, error) {
 		var c candidate
-		return c, row.Scan(&c.id, &c.jobID)
+		return c, row.Scan(&c.id, &c.merchantID, &c.jobID)
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("selecting deliveries to sweep: %w", err)
@@ -456,7 +456,7 @@ func (s *Store) DeliverySweepBatchTx(ctx context.Context, tx pgx.Tx, limit int) 
 			continue
 		}
 		ids = append(ids, c.id)
-		params = append(params, river.InsertManyParams{Args: DeliveryArgs{DeliveryID: c.id}})
+		params = append(params, river.InsertManyParams{Args: DeliveryArgs{DeliveryID: c.id, MerchantID: c.merchantID}})
 	}
 	if len(params) == 0 {
 		return 0, full, nil

@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
 
 	"github.com/boohpay/boohpay/signing"
 )
@@ -476,68 +475,4 @@ func (s *Store) EndpointRecover(ctx context.Context, merchantID, id uuid.UUID, s
 		return nil, err
 	}
 	return r, nil
-}
-
-// deliveriesCreateTx inserts one PENDING delivery per (events[i],
-// endpoints[i]) and its River job, in tx; events has one entry, or one per
-// endpoint. It returns the deliveries' ids.
-func (s *Store) deliveriesCreateTx(ctx context.Context, tx pgx.Tx, events []*Event, endpoints []uuid.UUID) ([]uuid.UUID, error) {
-	n := len(endpoints)
-	ids := make([]uuid.UUID, n)
-	eventOf := func(i int) *Event {
-		if len(events) == 1 {
-			return events[0]
-		}
-		return events[i]
-	}
-	for i := range ids {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return nil, err
-		}
-		ids[i] = id
-	}
-	jobIDs := make([]int64, n)
-	if n == 1 {
-		res, err := s.river.InsertTx(ctx, tx, DeliveryArgs{DeliveryID: ids[0]}, nil)
-		if err != nil {
-			return nil, fmt.Errorf("inserting delivery job: %w", err)
-		}
-		jobIDs[0] = res.Job.ID
-	} else {
-		params := make([]river.InsertManyParams, n)
-		for i, id := range ids {
-			params[i] = river.InsertManyParams{Args: DeliveryArgs{DeliveryID: id}}
-		}
-		res, err := s.river.InsertManyTx(ctx, tx, params)
-		if err != nil {
-			return nil, fmt.Errorf("inserting delivery jobs: %w", err)
-		}
-		for i, r := range res {
-			jobIDs[i] = r.Job.ID
-		}
-	}
-	if n == 1 {
-		e := eventOf(0)
-		if _, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries
-				(id, merchant_id, event_id, event_type, payload, status, next_retry_at, job_id, endpoint_id, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, 'PENDING', now(), $6, $7, now(), now())`,
-			ids[0], e.MerchantID, e.ID, e.Type, string(e.Payload), jobIDs[0], endpoints[0]); err != nil {
-			return nil, fmt.Errorf("inserting delivery: %w", err)
-		}
-		return ids, nil
-	}
-	eventIDs := make([]uuid.UUID, n)
-	for i := range eventIDs {
-		eventIDs[i] = eventOf(i).ID
-	}
-	// The payload is copied from events in SQL: one statement whatever n.
-	if _, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries
-			(id, merchant_id, event_id, event_type, payload, status, next_retry_at, job_id, endpoint_id, created_at, updated_at)
-		SELECT u.id, ev.merchant_id, ev.id, ev.type, ev.payload, 'PENDING', now(), u.job_id, u.endpoint_id, now(), now()
-		FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[]) AS u(id, event_id, job_id, endpoint_id)
-		JOIN events ev ON ev.id = u.event_id`, ids, eventIDs, jobIDs, endpoints); err != nil {
-		return nil, fmt.Errorf("inserting deliveries: %w", err)
-	}
-	return ids, nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
 )
 
 // Event is something that happened to a merchant's object. Payload is the
@@ -49,45 +48,6 @@ func scanEvent(row pgx.Row) (*Event, error) {
 	}
 	e.Payload = payload
 	return &e, nil
-}
-
-// DeliveryArgs is the River job that delivers one webhook_deliveries row.
-// It carries the id only: the body lives in our tables, not in River's
-// GIN-indexed args. Inserted here, by the outbox; worked by jobs.
-type DeliveryArgs struct {
-	DeliveryID uuid.UUID `json:"delivery_id"`
-}
-
-// Kind is the River job kind.
-func (DeliveryArgs) Kind() string { return "webhook_delivery" }
-
-// DeliveryQueue is the River queue delivery jobs run in, apart from other
-// jobs, so the workers can poll it often (jobs.Config.FetchPollInterval)
-// without polling everything else that often.
-const DeliveryQueue = "webhooks"
-
-// InsertOpts puts delivery jobs in DeliveryQueue. MaxAttempts is far above
-// any retry schedule: the worker, not River, decides from its schedule when a
-// delivery has FAILED, so River never discards a delivery job on its own.
-func (DeliveryArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: DeliveryQueue, MaxAttempts: 100}
-}
-
-// eventEmitTx records an event and fans it out, all in tx: one delivery
-// (and its River job) per enabled endpoint of the merchant whose
-// enabled_events match typ. Either the status change, the event, its
-// deliveries and their jobs commit together, or none does. With no matching
-// endpoint the event is recorded and nothing is delivered. objectID is
-// uuid.Nil for events about no object; data is the body's "data".
-func (s *Store) eventEmitTx(ctx context.Context, tx pgx.Tx, merchantID uuid.UUID, typ string, objectID uuid.UUID, data any) (*Event, error) {
-	e, endpoints, err := s.eventInsertTx(ctx, tx, merchantID, typ, objectID, data, true)
-	if err != nil || len(endpoints) == 0 {
-		return e, err
-	}
-	if _, err := s.deliveriesCreateTx(ctx, tx, []*Event{e}, endpoints); err != nil {
-		return nil, err
-	}
-	return e, nil
 }
 
 // eventInsertTx inserts an event in tx. With fanOut, the same statement

@@ -70,6 +70,7 @@ func TestOutboxWritesStatusEventDeliveryAndJobInOneTx(t *testing.T) {
 		Scan(&deliveryID, &jobID, &payload))
 	job := rivertest.RequireInsertedTx[*riverpgxv5.Driver](ctx, t, tx, &db.DeliveryArgs{}, nil)
 	require.Equal(t, deliveryID, job.Args.DeliveryID.String())
+	require.Equal(t, b.merchant.ID, job.Args.MerchantID)
 
 	var body struct {
 		ID        string          `json:"id"`

@@ -62,23 +62,18 @@ type Config struct {
 }
 
 const (
-	workersDefault             = 100
+	workersDefault             = db.DeliveryWorkers
 	merchantConcurrencyDefault = 10
-	webhookTimeoutDefault      = 10 * time.Second
 	webhookMaxRetriesDefault   = 5
 	retryBaseDelayDefault      = time.Second
 	disableAfterDefault        = 72 * time.Hour
-	fetchPollIntervalDefault   = 100 * time.Millisecond
+	fetchPollIntervalDefault   = db.DeliveryFetchPollInterval
 	sweepIntervalDefault       = 30 * time.Second
 	sweepBatchDefault          = 50
 	idempotencyIntervalDefault = time.Hour
 	retentionDefault           = 30 * 24 * time.Hour
 	retentionInterval          = time.Hour
 
-	// deliveryFetchCooldown is the least time between two fetches of the
-	// delivery queue. River's default (100 ms) would hold a freshly
-	// committed event back for up to that long.
-	deliveryFetchCooldown = 5 * time.Millisecond
 	// otherWorkers works the default queue: the periodic jobs.
 	otherWorkers = 10
 	// rescueAfterMin is River's floor for RescueStuckJobsAfter (its
@@ -86,6 +81,9 @@ const (
 	// kind; stranded delivery jobs are rescued sooner (rescue.go).
 	rescueAfterMin = time.Minute
 )
+
+// WebhookTimeoutDefault bounds one attempt (WEBHOOK_TIMEOUT's default).
+const WebhookTimeoutDefault = 10 * time.Second
 
 // RecoveryScheduleDefault is WEBHOOK_RECOVERY_SCHEDULE's default: after the
 // fast cycle, attempts 5 m, 30 m, 2 h, 5 h, 10 h and 10 h apart (27 h 35 m
@@ -97,7 +95,7 @@ var RecoveryScheduleDefault = []time.Duration{
 func (c Config) withDefaults() Config {
 	c.Workers = cmp.Or(c.Workers, workersDefault)
 	c.MerchantConcurrency = cmp.Or(c.MerchantConcurrency, merchantConcurrencyDefault)
-	c.WebhookTimeout = cmp.Or(c.WebhookTimeout, webhookTimeoutDefault)
+	c.WebhookTimeout = cmp.Or(c.WebhookTimeout, WebhookTimeoutDefault)
 	switch {
 	case c.WebhookMaxRetries == 0:
 		c.WebhookMaxRetries = webhookMaxRetriesDefault
@@ -122,10 +120,16 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// NewClient returns a River client with every worker and periodic job
-// registered. Start it to work jobs; a client that is never started can
-// still insert.
-func NewClient(pool *pgxpool.Pool, store *db.Store, log *slog.Logger, cfg Config) (*river.Client[pgx.Tx], error) {
+// NewClient returns a River client on store's pool with every worker and
+// periodic job registered. Start it to work jobs; a client that is never
+// started can still insert.
+func NewClient(store *db.Store, log *slog.Logger, cfg Config) (*river.Client[pgx.Tx], error) {
+	return newClient(store.Pool, store, log, cfg)
+}
+
+// newClient is NewClient with River on its own pool: a test puts River's
+// connections, and only those, behind a fault proxy.
+func newClient(riverPool *pgxpool.Pool, store *db.Store, log *slog.Logger, cfg Config) (*river.Client[pgx.Tx], error) {
 	cfg = cfg.withDefaults()
 	delivery := newDeliveryWorker(store, log, cfg)
 	workers := river.NewWorkers()
@@ -135,14 +139,14 @@ func NewClient(pool *pgxpool.Pool, store *db.Store, log *slog.Logger, cfg Config
 	river.AddWorker(workers, newRetentionWorker(store, log, cfg.Retention))
 	river.AddWorker(workers, &RescueWorker{store: store, log: log, stuckAfter: delivery.timeout() + rescueSlack})
 
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+	client, err := river.NewClient(riverpgxv5.New(riverPool), &river.Config{
 		Logger: newRiverLogger(log),
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: otherWorkers},
 			db.DeliveryQueue: {
 				MaxWorkers:        cfg.Workers,
 				FetchPollInterval: cfg.FetchPollInterval,
-				FetchCooldown:     min(deliveryFetchCooldown, cfg.FetchPollInterval),
+				FetchCooldown:     min(db.DeliveryFetchCooldown, cfg.FetchPollInterval),
 			},
 		},
 		Workers:              workers,

@@ -126,24 +126,25 @@ func newDeliveryWorker(store *db.Store, log *slog.Logger, cfg Config) *DeliveryW
 		store:  store,
 		log:    log,
 		cfg:    cfg,
-		client: newHTTPClient(cfg),
+		client: NewHTTPClient(cfg.WebhookTimeout, cfg.AllowPrivateNetworks),
 	}
 	w.limiter = newMerchantLimiter(cfg.MerchantConcurrency, cfg.WebhookTimeout, w.wakeSnoozed)
 	return w
 }
 
-// newHTTPClient returns the client every attempt uses: no redirects, no
+// NewHTTPClient returns the client every attempt uses: no redirects, no
 // proxy (it would dial past the SSRF check), and the dialer that refuses
-// blocked addresses after DNS resolution.
-func newHTTPClient(cfg Config) *http.Client {
+// blocked addresses after DNS resolution unless allowPrivate. The bench's
+// River + POST baseline uses it too.
+func NewHTTPClient(timeout time.Duration, allowPrivate bool) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
-			DialContext:         netguard.Dialer(cfg.WebhookTimeout, cfg.AllowPrivateNetworks).DialContext,
+			DialContext:         netguard.Dialer(timeout, allowPrivate).DialContext,
 			ForceAttemptHTTP2:   true,
 			MaxIdleConns:        256,
 			MaxIdleConnsPerHost: 32,
 			IdleConnTimeout:     90 * time.Second,
-			TLSHandshakeTimeout: cfg.WebhookTimeout,
+			TLSHandshakeTimeout: timeout,
 			// A merchant's headers are read whole before anything else;
 			// Go's default allows 10 MB of them.
 			MaxResponseHeaderBytes: 64 << 10,

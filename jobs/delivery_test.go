@@ -69,7 +69,7 @@ func (b *testBundle) startLogged(cfg Config, log *attemptLog) *river.Client[pgx.
 
 func (b *testBundle) startWith(cfg Config, log *slog.Logger) *river.Client[pgx.Tx] {
 	b.t.Helper()
-	client, err := NewClient(b.pool, b.store, log, cfg)
+	client, err := NewClient(b.store, log, cfg)
 	require.NoError(b.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	require.NoError(b.t, client.Start(ctx))

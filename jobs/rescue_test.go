@@ -39,7 +39,7 @@ func TestDeliveryStrandedByACutFetchIsRescued(t *testing.T) {
 	t.Cleanup(riverPool.Close)
 
 	cfg := testConfig()
-	client, err := NewClient(riverPool, b.store, testLogger(t), cfg)
+	client, err := newClient(riverPool, b.store, testLogger(t), cfg)
 	require.NoError(t, err)
 	require.NoError(t, client.Start(ctx))
 	t.Cleanup(func() {

@@ -219,7 +219,7 @@ func TestWebhooksListenReceivesRealDeliveries(t *testing.T) {
 	url, out := startListen(t, *nm.Merchant.WebhookSecret)
 	_, err = store.EndpointSetDefaultURL(ctx, nm.Merchant.ID, url+"/webhooks")
 	require.NoError(t, err)
-	client, err := jobs.NewClient(store.Pool, store, slog.New(slog.NewTextHandler(io.Discard, nil)),
+	client, err := jobs.NewClient(store, slog.New(slog.NewTextHandler(io.Discard, nil)),
 		jobs.Config{AllowPrivateNetworks: true, SweepInterval: time.Hour})
 	require.NoError(t, err)
 	require.NoError(t, client.Start(ctx))

@@ -48,7 +48,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if disableAfter == 0 {
 		disableAfter = -1 // jobs.Config: 0 means the default, negative means never
 	}
-	riverClient, err := jobs.NewClient(pool, store, log, jobs.Config{
+	riverClient, err := jobs.NewClient(store, log, jobs.Config{
 		WebhookTimeout:    cfg.WebhookTimeout,
 		WebhookMaxRetries: retries,
 		RecoverySchedule:  cfg.RecoverySchedule,

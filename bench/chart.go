@@ -82,8 +82,8 @@ func throughputPanel(s *svg, x0, y0 float64, r *results) {
 	var bars []bar
 	if t := r.Throughput; t != nil {
 		bars = append(bars,
-			bar{"deliveries, BoohPay", fmt.Sprintf("%.0f/s", t.Service.PerSecond), t.Ratio, colorService},
-			bar{"no-op jobs, bare River", fmt.Sprintf("%.0f/s", t.Baseline.PerSecond), 1, colorBaseline})
+			bar{"deliveries, BoohPay", fmt.Sprintf("%.0f/s", t.Service.PerSecond), t.PostRatio, colorService},
+			bar{"River + signed POST", fmt.Sprintf("%.0f/s", t.PostBaseline.PerSecond), 1, colorBaseline})
 	}
 	if a := r.API; a != nil {
 		bars = append(bars,
@@ -209,7 +209,8 @@ func cpuPanel(s *svg, x0, y0 float64, r *results) {
 	}
 	var ps []phase
 	if t := r.Throughput; t != nil {
-		ps = append(ps, phase{"1 BoohPay delivering", t.Service.CPU}, phase{"1 bare River", t.Baseline.CPU})
+		ps = append(ps, phase{"1 BoohPay delivering", t.Service.CPU}, phase{"1 bare River", t.Baseline.CPU},
+			phase{"1 River + signed POST", t.PostBaseline.CPU})
 	}
 	if l := r.Latency; l != nil {
 		ps = append(ps, phase{"2 BoohPay at 200/s", l.Service.CPU}, phase{"2 River no-op at 200/s", l.Baseline.CPU})

@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/boohpay/boohpay/db"
+	"github.com/boohpay/boohpay/signing"
 )
 
 // Scenario 1, delivery throughput: events already queued, every merchant
@@ -27,6 +28,10 @@ type throughputResult struct {
 	Service   throughputRun `json:"service"`
 	Baseline  throughputRun `json:"bare_river"`
 	Ratio     float64       `json:"ratio"` // service / bare River
+	// PostBaseline is River + one signed POST per job to the same receiver,
+	// no ledger: the floor the goal is measured against.
+	PostBaseline throughputRun `json:"river_post"`
+	PostRatio    float64       `json:"post_ratio"` // service / River + POST
 }
 
 type throughputRun struct {
@@ -87,17 +92,28 @@ func (b *bench) throughput(ctx context.Context) (*throughputResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	posts := make([]*endpoint, throughputMerchants)
+	for i := range posts {
+		posts[i] = b.rcv.endpoint(fmt.Sprintf("throughput-post-%d", i), answerOK)
+		posts[i].setSecret(signing.NewSecret())
+	}
+	posted := func() (n int) {
+		for _, ep := range posts {
+			n += ep.count()
+		}
+		return n
+	}
 	var worked atomic.Int64
-	r, err := startBareRiver(ctx, riverURL, func(int, time.Time) { worked.Add(1) })
+	r, err := startBareRiver(ctx, riverURL, func(int, time.Time) { worked.Add(1) }, posts...)
 	if err != nil {
 		return nil, err
 	}
 	defer r.stop()
 
-	var svcCPU, riverCPU cpuAccum
+	var svcCPU, riverCPU, postCPU cpuAccum
 	var allocs, bytes float64
 	for round := range rounds {
-		b.logf("throughput: round %d of %d: %d deliveries, then %d no-op jobs", round+1, rounds, batch, batch)
+		b.logf("throughput: round %d of %d: %d deliveries, %d no-op jobs, %d signed POSTs", round+1, rounds, batch, batch, batch)
 		// Before the batch takes its ids: a job committed meanwhile (a
 		// periodic one) may take a higher id than the batch's.
 		after, err := maxJobID(ctx, dbURL)
@@ -142,40 +158,28 @@ func (b *bench) throughput(ctx context.Context) (*throughputResult, error) {
 		}
 		res.Service.WindowS += w
 
-		// The same number of no-op jobs, queued the same way (one commit).
-		if after, err = maxJobID(ctx, riverURL); err != nil {
-			return nil, err
-		}
-		tx, err := r.pool.Begin(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for i := 0; i < batch; i += 1000 {
-			params := make([]river.InsertManyParams, 0, 1000)
-			for j := i; j < min(i+1000, batch); j++ {
-				params = append(params, river.InsertManyParams{Args: noopArgs{Seq: j}})
-			}
-			if _, err := r.client.InsertManyFastTx(ctx, tx, params); err != nil {
-				_ = tx.Rollback(ctx)
-				return nil, fmt.Errorf("queuing no-op jobs: %w", err)
-			}
-		}
+		// The same number of no-op jobs, then of signed POSTs, each queued
+		// the same way (one commit).
 		want = int(worked.Load()) + batch
-		c0 = b.cpu.snapshot(0)
-		if err := tx.Commit(ctx); err != nil {
-			return nil, err
-		}
-		if err := b.waitJobsDone(ctx, riverURL, "bench_noop", after, batch, func() bool { return int(worked.Load()) >= want }); err != nil {
+		if w, err = b.riverPhase(ctx, r, riverURL, batch, &riverCPU, func(j int) river.JobArgs { return noopArgs{Seq: j} },
+			func() bool { return int(worked.Load()) >= want }); err != nil {
 			return nil, fmt.Errorf("working no-op jobs: %w", err)
 		}
-		riverCPU.add(c0, b.cpu.snapshot(0))
-		if w, err = jobWindow(ctx, riverURL, "bench_noop", after); err != nil {
-			return nil, err
-		}
 		res.Baseline.WindowS += w
+		wantPosts := posted() + batch
+		if w, err = b.riverPhase(ctx, r, riverURL, batch, &postCPU, func(j int) river.JobArgs { return postArgs{Seq: j, Endpoint: j} },
+			func() bool { return posted() >= wantPosts }); err != nil {
+			return nil, fmt.Errorf("working POST jobs: %w", err)
+		}
+		res.PostBaseline.WindowS += w
+	}
+	for _, ep := range posts {
+		if _, bad := ep.snapshot(); bad > 0 {
+			return nil, fmt.Errorf("the POST baseline sent %d bad signatures", bad)
+		}
 	}
 	n := res.Events
-	for _, run := range []*throughputRun{&res.Service, &res.Baseline} {
+	for _, run := range []*throughputRun{&res.Service, &res.Baseline, &res.PostBaseline} {
 		run.WindowS = round(run.WindowS, 3)
 		run.PerSecond = round(float64(n)/run.WindowS, 0)
 	}
@@ -183,7 +187,9 @@ func (b *bench) throughput(ctx context.Context) (*throughputResult, error) {
 	res.Baseline.CPU, res.Baseline.CPUPerJob = riverCPU.use(), riverCPU.perJob(n)
 	res.Service.AllocsPerDelivery = round(allocs/float64(n), 0)
 	res.Service.BytesPerDelivery = round(bytes/float64(n), 0)
+	res.PostBaseline.CPU, res.PostBaseline.CPUPerJob = postCPU.use(), postCPU.perJob(n)
 	res.Ratio = round(res.Service.PerSecond/res.Baseline.PerSecond, 3)
+	res.PostRatio = round(res.Service.PerSecond/res.PostBaseline.PerSecond, 3)
 	rss, err := svc.finish()
 	if err != nil {
 		return nil, err
@@ -192,7 +198,44 @@ func (b *bench) throughput(ctx context.Context) (*throughputResult, error) {
 	b.noteRSS("throughput", res.Service.PeakRSSMiB)
 	b.logf("throughput: service %.0f deliveries/s (%s; per delivery %s)", res.Service.PerSecond, res.Service.CPU, res.Service.CPUPerJob)
 	b.logf("throughput: bare River %.0f jobs/s (%s; per job %s)", res.Baseline.PerSecond, res.Baseline.CPU, res.Baseline.CPUPerJob)
+	b.logf("throughput: River + signed POST %.0f jobs/s (%s; per job %s); service / that %.2f",
+		res.PostBaseline.PerSecond, res.PostBaseline.CPU, res.PostBaseline.CPUPerJob, res.PostRatio)
 	return res, nil
+}
+
+// riverPhase queues n jobs made by args in one commit on the baselines'
+// client, waits until done says they were worked and River completed them,
+// adds the phase's CPU to acc, and returns its window in seconds.
+func (b *bench) riverPhase(ctx context.Context, r *bareRiver, dbURL string, n int, acc *cpuAccum,
+	args func(j int) river.JobArgs, done func() bool) (float64, error) {
+	after, err := maxJobID(ctx, dbURL)
+	if err != nil {
+		return 0, err
+	}
+	tx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	kind := args(0).Kind()
+	for i := 0; i < n; i += 1000 {
+		params := make([]river.InsertManyParams, 0, 1000)
+		for j := i; j < min(i+1000, n); j++ {
+			params = append(params, river.InsertManyParams{Args: args(j)})
+		}
+		if _, err := r.client.InsertManyFastTx(ctx, tx, params); err != nil {
+			_ = tx.Rollback(ctx)
+			return 0, fmt.Errorf("queuing %s jobs: %w", kind, err)
+		}
+	}
+	c0 := b.cpu.snapshot(0)
+	if err := tx.Commit(ctx); err != nil {
+		return 0, err
+	}
+	if err := b.waitJobsDone(ctx, dbURL, kind, after, n, done); err != nil {
+		return 0, err
+	}
+	acc.add(c0, b.cpu.snapshot(0))
+	return jobWindow(ctx, dbURL, kind, after)
 }
 
 func cmpErr(errs ...error) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -221,21 +222,33 @@ type DeliveryTarget struct {
 // EndpointDeleted is DeliveryTarget.EndpointState for a gone endpoint.
 const EndpointDeleted = "deleted"
 
-// DeliveryGetTarget returns a delivery with its endpoint's current URL,
-// state and signing secrets, or ErrNotFound.
-func (s *Store) DeliveryGetTarget(ctx context.Context, id uuid.UUID) (*DeliveryTarget, error) {
+// DeliveryClaim reads a delivery with its endpoint's current URL, state
+// and signing secrets and, in the same statement, claims it for an attempt
+// by job jobID when claim is set and the row is this job's to send:
+// PROCESSING, last_attempt_at now. A row is the job's to send when the job
+// owns its cycle (job_id), it is PENDING or PROCESSING, or FAILED with a
+// recovery attempt scheduled, it is due by dueBy (the caller's clock, which
+// also computes the snooze when it is not), and its endpoint is enabled.
+// It returns the target (as claimed, when claimed) and whether it claimed,
+// or ErrNotFound.
+//
+// One round trip where a read and an update took two, and the claim's
+// commit does not wait for its WAL flush (synchronous_commit off for this
+// statement's transaction only): a claim lost to a crash leaves the row
+// PENDING instead of PROCESSING, and the job's next run sends either way,
+// so nothing depends on it being durable. The attempt's outcome, which
+// does, is written with a synchronous commit.
+func (s *Store) DeliveryClaim(ctx context.Context, id uuid.UUID, jobID int64, dueBy time.Time, claim bool) (*DeliveryTarget, bool, error) {
 	var t DeliveryTarget
+	var claimed bool
 	var url, state, secret, previous *string
-	d, err := scanDelivery(s.Pool.QueryRow(ctx, `SELECT d.id, d.merchant_id, d.event_id, d.event_type, d.payload,
-			d.status, d.attempts, d.last_attempt_at, d.next_retry_at, d.http_status_code, d.error_message,
-			d.delivered_at, d.job_id, d.endpoint_id, d.cycle_attempts, d.recovery_attempts, d.created_at, d.updated_at,
-			e.url, CASE WHEN e.deleted_at IS NULL THEN e.status END, e.secret,
-			CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END
-		FROM webhook_deliveries d
-		LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id
-		WHERE d.id = $1`, id), &url, &state, &secret, &previous)
+	d, err := scanDelivery(s.Pool.QueryRow(ctx, deliveryClaimSQL, id, jobID, dueBy, claim),
+		&url, &state, &secret, &previous, &claimed)
 	if err != nil {
-		return nil, err
+		if err == ErrNotFound {
+			return nil, false, err
+		}
+		return nil, false, fmt.Errorf("claiming delivery %s: %w", id, err)
 	}
 	t.Delivery = d
 	t.EndpointState = EndpointDeleted
@@ -247,22 +260,36 @@ func (s *Store) DeliveryGetTarget(ctx context.Context, id uuid.UUID) (*DeliveryT
 			*dst = *src
 		}
 	}
-	return &t, nil
+	return &t, claimed, nil
 }
 
-// DeliveryMarkProcessing claims a delivery for an attempt by job jobID:
-// PROCESSING, last_attempt_at now. It reports false, changing nothing, when
-// the row is no longer this job's to send (a newer cycle owns it, or it is
-// SUCCEEDED, or FAILED with no recovery attempt scheduled).
-func (s *Store) DeliveryMarkProcessing(ctx context.Context, id uuid.UUID, jobID int64) (bool, error) {
-	tag, err := s.Pool.Exec(ctx, `UPDATE webhook_deliveries
-		SET status = 'PROCESSING', last_attempt_at = now(), updated_at = now()
-		WHERE id = $1 AND job_id = $2
-			AND (status IN ('PENDING', 'PROCESSING') OR (status = 'FAILED' AND next_retry_at IS NOT NULL))`, id, jobID)
-	if err != nil {
-		return false, fmt.Errorf("marking delivery %s processing: %w", id, err)
+// deliveryClaimSQL: t is the row and its endpoint as the statement's
+// snapshot sees them; c the claim, whose RETURNING is the row as claimed;
+// the answer is c's row when it claimed, else t's.
+var deliveryClaimSQL = `WITH async AS (SELECT set_config('synchronous_commit', 'off', true)),
+	t AS (SELECT ` + qualify("d", deliveryColumns) + `,
+			e.url, CASE WHEN e.deleted_at IS NULL THEN e.status END AS state, e.secret,
+			CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous
+		FROM webhook_deliveries d
+		LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id
+		WHERE d.id = $1),
+	c AS (UPDATE webhook_deliveries d SET status = 'PROCESSING', last_attempt_at = now(), updated_at = now()
+		FROM t, async
+		WHERE $4 AND d.id = t.id AND d.job_id = $2 AND t.state = 'enabled'
+			AND (d.status IN ('PENDING', 'PROCESSING') OR (d.status = 'FAILED' AND d.next_retry_at IS NOT NULL))
+			AND (d.next_retry_at IS NULL OR d.next_retry_at <= $3)
+		RETURNING ` + qualify("d", deliveryColumns) + `)
+	SELECT c.*, t.url, t.state, t.secret, t.previous, true FROM c, t
+	UNION ALL
+	SELECT t.*, false FROM t WHERE NOT EXISTS (SELECT 1 FROM c)`
+
+// qualify prefixes each column of a comma-separated list with alias.
+func qualify(alias, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
 	}
-	return tag.RowsAffected() == 1, nil
+	return strings.Join(cols, ", ")
 }
 
 // DeliveryEndUnsent ends a delivery of job jobID FAILED without an attempt,
@@ -375,6 +402,75 @@ func (s *Store) DeliveryRecordAttemptTx(ctx context.Context, tx pgx.Tx, r Attemp
 		return res, endpointEndDeliveriesTx(ctx, tx, *endpointID, errEndpointDisabled)
 	}
 	return res, nil
+}
+
+// DeliveryRecordSucceededMany writes the outcomes of successful attempts
+// (Status SUCCEEDED), in one transaction and one statement whatever their
+// number: what DeliveryRecordAttemptTx writes for a success, for each, so
+// that many workers' ledger writes share one commit (and one WAL flush).
+// Only successes are written this way: a failure's write decides when its
+// retry runs and may disable an endpoint, and goes alone. It returns, per
+// record, whether it was written (false: the row was no longer the job's).
+func (s *Store) DeliveryRecordSucceededMany(ctx context.Context, recs []AttemptRecord) ([]bool, error) {
+	n := len(recs)
+	ids, jobIDs, prior := make([]uuid.UUID, n), make([]int64, n), make([]int32, n)
+	codes, durations := make([]*int32, n), make([]int64, n)
+	recovery, bodies := make([]bool, n), make([]*string, n)
+	for i, r := range recs {
+		if r.Status != DeliverySucceeded {
+			return nil, fmt.Errorf("recording attempt of delivery %s: %s is not a success", r.DeliveryID, r.Status)
+		}
+		ids[i], jobIDs[i], prior[i] = r.DeliveryID, r.JobID, int32(r.PriorAttempts)
+		if r.StatusCode != nil {
+			c := int32(*r.StatusCode)
+			codes[i] = &c
+		}
+		durations[i], recovery[i], bodies[i] = r.Duration.Milliseconds(), r.Recovery, r.ResponseBody
+	}
+	var written []uuid.UUID
+	err := s.InTxRetrying(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `WITH u AS (
+				SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::int[], $5::bigint[], $6::bool[], $7::text[])
+					AS u(id, job_id, prior, status_code, duration_ms, recovery, body)),
+			d AS (UPDATE webhook_deliveries d SET
+					status = 'SUCCEEDED',
+					attempts = d.attempts + 1,
+					cycle_attempts = d.cycle_attempts + CASE WHEN u.recovery THEN 0 ELSE 1 END,
+					recovery_attempts = d.recovery_attempts + CASE WHEN u.recovery THEN 1 ELSE 0 END,
+					next_retry_at = NULL,
+					http_status_code = u.status_code,
+					error_message = NULL,
+					delivered_at = now(),
+					updated_at = now()
+				FROM u
+				WHERE d.id = u.id AND d.job_id = u.job_id AND d.attempts = u.prior
+				RETURNING d.id, d.attempts, d.endpoint_id),
+			a AS (INSERT INTO webhook_delivery_attempts (delivery_id, attempt, status_code, duration_ms, response_body)
+				SELECT d.id, d.attempts, u.status_code, u.duration_ms, u.body FROM d JOIN u ON u.id = d.id),
+			-- A success ends its endpoint's failure streak; written only
+			-- when there is one, so a busy endpoint's row is not locked by
+			-- every batch.
+			e AS (UPDATE webhook_endpoints SET failing_since = NULL, updated_at = now()
+				WHERE id IN (SELECT endpoint_id FROM d) AND failing_since IS NOT NULL)
+			SELECT id FROM d`, ids, jobIDs, prior, codes, durations, recovery, bodies)
+		if err != nil {
+			return err
+		}
+		written, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recording %d successful attempts: %w", n, err)
+	}
+	done := make(map[uuid.UUID]bool, len(written))
+	for _, id := range written {
+		done[id] = true
+	}
+	out := make([]bool, n)
+	for i, id := range ids {
+		out[i] = done[id]
+	}
+	return out, nil
 }
 
 // DeliverySweepBatch runs DeliverySweepBatchTx in its own transaction.

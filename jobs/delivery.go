@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
@@ -104,6 +105,8 @@ type DeliveryWorker struct {
 	cfg     Config
 	client  *http.Client
 	limiter *merchantLimiter
+	// recorder batches the ledger writes of successful attempts.
+	recorder *recorder
 	// wakeAt holds, per job id, when a job that just failed an attempt
 	// should run again; NextRetry hands it to River.
 	wakeAt sync.Map
@@ -123,10 +126,11 @@ type pendingAttempt struct {
 
 func newDeliveryWorker(store *db.Store, log *slog.Logger, cfg Config) *DeliveryWorker {
 	w := &DeliveryWorker{
-		store:  store,
-		log:    log,
-		cfg:    cfg,
-		client: NewHTTPClient(cfg.WebhookTimeout, cfg.AllowPrivateNetworks),
+		store:    store,
+		log:      log,
+		cfg:      cfg,
+		client:   NewHTTPClient(cfg.WebhookTimeout, cfg.AllowPrivateNetworks),
+		recorder: &recorder{store: store},
 	}
 	w.limiter = newMerchantLimiter(cfg.MerchantConcurrency, cfg.WebhookTimeout, w.wakeSnoozed)
 	return w
@@ -199,7 +203,43 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[db.DeliveryArg
 	if err := w.fault(faultLoad); err != nil {
 		return fmt.Errorf("loading delivery %s: %w", job.Args.DeliveryID, err)
 	}
-	t, err := w.store.DeliveryGetTarget(ctx, job.Args.DeliveryID)
+	merchantID := job.Args.MerchantID
+	if merchantID == uuid.Nil {
+		// A job inserted before its args named the merchant: read it first.
+		t, _, err := w.store.DeliveryClaim(ctx, job.Args.DeliveryID, job.ID, time.Time{}, false)
+		if err != nil {
+			return w.unclaimed(ctx, job, nil, err)
+		}
+		merchantID = t.Delivery.MerchantID
+	}
+	// The merchant's slot comes first, so a merchant at its cap costs a
+	// snooze and no query.
+	release, snooze := w.limiter.acquire(ctx, merchantID, job.ID)
+	if release == nil {
+		return river.JobSnooze(snooze) // the merchant has enough attempts in flight
+	}
+	t, claimed, err := w.store.DeliveryClaim(ctx, job.Args.DeliveryID, job.ID, time.Now().Add(dueSlack), true)
+	if !claimed {
+		release(0)
+		return w.unclaimed(ctx, job, t, err)
+	}
+	d := t.Delivery
+	a := w.send(ctx, t)
+	release(a.duration)
+	if w.cfg.afterResponseFunc != nil {
+		w.cfg.afterResponseFunc()
+	}
+	if ctx.Err() != nil {
+		// Shutdown cut the attempt short: that says nothing about the
+		// endpoint. The ledger stays PROCESSING and River runs the job again.
+		return ctx.Err()
+	}
+	return w.write(ctx, job, w.outcome(job, d, a))
+}
+
+// unclaimed says what a run that did not claim its delivery does, from the
+// row as DeliveryClaim read it (or its error).
+func (w *DeliveryWorker) unclaimed(ctx context.Context, job *river.Job[db.DeliveryArgs], t *db.DeliveryTarget, err error) error {
 	if errors.Is(err, db.ErrNotFound) {
 		return nil // the row was deleted: nothing to send
 	}
@@ -227,26 +267,9 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[db.DeliveryArg
 		_, err := w.store.DeliveryEndUnsent(ctx, d.ID, job.ID, t.EndpointState)
 		return err
 	}
-	release, snooze := w.limiter.acquire(ctx, d.MerchantID, job.ID)
-	if release == nil {
-		return river.JobSnooze(snooze) // the merchant has enough attempts in flight
-	}
-	claimed, err := w.store.DeliveryMarkProcessing(ctx, d.ID, job.ID)
-	if err != nil || !claimed {
-		release(0)
-		return err
-	}
-	a := w.send(ctx, t)
-	release(a.duration)
-	if w.cfg.afterResponseFunc != nil {
-		w.cfg.afterResponseFunc()
-	}
-	if ctx.Err() != nil {
-		// Shutdown cut the attempt short: that says nothing about the
-		// endpoint. The ledger stays PROCESSING and River runs the job again.
-		return ctx.Err()
-	}
-	return w.write(ctx, job, w.outcome(job, d, a))
+	// Claimable when read, not when claimed (moved on in between): the
+	// row's next change brings its next run.
+	return nil
 }
 
 // outcome decides what an attempt leads to. Attempt n of the fast cycle
@@ -311,7 +334,11 @@ func (w *DeliveryWorker) write(ctx context.Context, job *river.Job[db.DeliveryAr
 	// job's timeout) rather than answered with a second POST; past that,
 	// the attempt is kept for the next run (unrecorded).
 	err := w.fault(faultRecord)
-	if err == nil {
+	switch {
+	case err != nil:
+	case p.rec.Status == db.DeliverySucceeded:
+		res.Recorded, err = w.recorder.record(p.rec)
+	default:
 		err = w.store.InTxRetrying(ctx, func(tx pgx.Tx) error {
 			var err error
 			res, err = w.store.DeliveryRecordAttemptTx(ctx, tx, p.rec)

@@ -5,10 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"strconv"
 	"log/slog"
+	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"

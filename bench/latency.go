@@ -31,6 +31,9 @@ type latencyResult struct {
 
 type latencyRun struct {
 	latency
+	// Create is how long POST /v1/payments took (request sent to 201 read),
+	// with the workers delivering meanwhile; service only.
+	Create *latency `json:"create,omitempty"`
 	// MaxLagMS is the latest a create started behind schedule: when large,
 	// the load generator (not the service) shaped the numbers.
 	MaxLagMS   float64 `json:"max_lag_ms"`
@@ -100,6 +103,8 @@ func (b *bench) latency(ctx context.Context) (*latencyResult, error) {
 	}
 	res.Service.CPU = c0.use(b.cpu.snapshot(svc.pid()))
 	res.Service.MaxLagMS, res.Service.Errors = ms(load.maxLag), load.errors
+	creates := summarize(load.durations, 0)
+	res.Service.Create = &creates
 	if load.errors > 0 {
 		return nil, fmt.Errorf("%d creates failed (the first is logged above)", load.errors)
 	}
@@ -109,8 +114,8 @@ func (b *bench) latency(ctx context.Context) (*latencyResult, error) {
 	}
 	res.Service.PeakRSSMiB = mib(rss)
 	b.noteRSS("latency", res.Service.PeakRSSMiB)
-	b.logf("latency: service p50 %.1f p90 %.1f p99 %.1f max %.1f ms (%s)",
-		res.Service.P50, res.Service.P90, res.Service.P99, res.Service.Max, res.Service.CPU)
+	b.logf("latency: service p50 %.1f p90 %.1f p99 %.1f max %.1f ms (%s); POST /v1/payments p50 %.1f p99 %.1f max %.1f ms",
+		res.Service.P50, res.Service.P90, res.Service.P99, res.Service.Max, res.Service.CPU, creates.P50, creates.P99, creates.Max)
 
 	res.Baseline, err = b.riverLatency(ctx, n)
 	if err != nil {
@@ -126,6 +131,7 @@ type load struct {
 	committed []map[string]time.Time
 	maxLag    time.Duration
 	errors    int
+	durations []time.Duration // each create's, request to answer
 }
 
 // createAtRate creates n payments through the API at rate, the i-th as
@@ -142,6 +148,7 @@ func (b *bench) createAtRate(ctx context.Context, clients []*apiClient, pick fun
 		if pick != nil {
 			k = pick(i)
 		}
+		start := time.Now()
 		id, err := clients[k].createPayment(ctx)
 		at := time.Now()
 		if err != nil {
@@ -152,6 +159,7 @@ func (b *bench) createAtRate(ctx context.Context, clients []*apiClient, pick fun
 		}
 		mu.Lock()
 		l.committed[k][id] = at
+		l.durations = append(l.durations, at.Sub(start))
 		mu.Unlock()
 	})
 	l.errors = int(errs.Load())

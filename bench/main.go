@@ -48,6 +48,7 @@ type options struct {
 	poolMaxConns int
 	only         string
 	keepLogs     bool
+	growth       int // rows already in the ledger before scenario 1
 
 	events           int // scenario 1, per side
 	throughputRounds int
@@ -89,6 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	fs.StringVar(&o.chart, "chart", "docs/benchmarks.svg", "where to write the chart")
 	fs.IntVar(&o.poolMaxConns, "pool-max-conns", 0, "pool_max_conns for the service and the baselines (0: db.Connect's default, 20)")
 	fs.StringVar(&o.only, "only", "", "run only these scenarios (comma-separated: "+strings.Join(scenarios, ",")+"); results go to a temporary file unless -out is given")
+	fs.IntVar(&o.growth, "growth", 0, "fill scenario 1's ledger with this many delivered deliveries (3 attempts each, 30 days) before measuring")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the service logs even when the run succeeds")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -117,6 +117,10 @@ func (r *results) table(w io.Writer) {
 		fmt.Fprintf(w, "| 2 commit→receipt at %.0f/s, p50/p90/p99/max | %s | %s (River no-op) | p99 %.1f× |\n",
 			l.Rate, pcts(l.Service.latency), pcts(l.Baseline.latency), ratio(l.Service.P99, l.Baseline.P99))
 	}
+	if l := r.Latency; l != nil && l.Service.Create != nil {
+		c := l.Service.Create
+		fmt.Fprintf(w, "| 2 POST /v1/payments at %.0f/s with workers, p50/p90/p99/max | %s | — | — |\n", l.Rate, pcts(*c))
+	}
 	if a := r.API; a != nil {
 		fmt.Fprintf(w, "| 3 create+simulate, %d clients (%d rounds) | %.0f pairs/s | %.0f tps (pgbench, same SQL) | %.2f |\n",
 			a.Clients, a.Rounds, a.Service.PairsPerSecond, a.PGBench.PairsPerSecond, a.Ratio)

@@ -32,6 +32,8 @@ type throughputResult struct {
 	// no ledger: the floor the goal is measured against.
 	PostBaseline throughputRun `json:"river_post"`
 	PostRatio    float64       `json:"post_ratio"` // service / River + POST
+	// Growth is set in growth mode (-growth N): the ledger held N rows.
+	Growth *growthResult `json:"growth,omitempty"`
 }
 
 type throughputRun struct {
@@ -75,6 +77,12 @@ func (b *bench) throughput(ctx context.Context) (*throughputResult, error) {
 			return nil, err
 		}
 		eps[i].setSecret(ms[i].WebhookSecret)
+	}
+	if b.opts.growth > 0 {
+		if res.Growth, err = b.grow(ctx, dbURL, ms, b.opts.growth); err != nil {
+			return nil, err
+		}
+		b.logf("growth: %d deliveries and %d attempts in %.0f s", res.Growth.Deliveries, res.Growth.Attempts, res.Growth.FillS)
 	}
 	received := func() (n int) {
 		for _, ep := range eps {
@@ -190,6 +198,13 @@ func (b *bench) throughput(ctx context.Context) (*throughputResult, error) {
 	res.PostBaseline.CPU, res.PostBaseline.CPUPerJob = postCPU.use(), postCPU.perJob(n)
 	res.Ratio = round(res.Service.PerSecond/res.Baseline.PerSecond, 3)
 	res.PostRatio = round(res.Service.PerSecond/res.PostBaseline.PerSecond, 3)
+	if res.Growth != nil {
+		if err := b.measureLedger(ctx, dbURL, res.Growth); err != nil {
+			return nil, err
+		}
+		b.logf("growth: sweep select %.2f ms; ledger %.0f MiB deliveries, %.0f MiB attempts",
+			res.Growth.SweepMS, res.Growth.DeliveriesMiB, res.Growth.AttemptsMiB)
+	}
 	rss, err := svc.finish()
 	if err != nil {
 		return nil, err

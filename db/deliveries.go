@@ -473,6 +473,19 @@ func (s *Store) DeliveryRecordSucceededMany(ctx context.Context, recs []AttemptR
 	return out, nil
 }
 
+// DeliverySweepSQL selects the sweep's candidates ($1: the batch size). Its
+// WHERE is webhook_deliveries_sweep_idx's predicate, so its cost follows the
+// rows in flight, not the ledger's size (the bench's growth mode shows its
+// plan).
+const DeliverySweepSQL = `SELECT d.id, d.merchant_id, d.job_id FROM webhook_deliveries d
+		WHERE (d.status IN ('PENDING', 'PROCESSING') OR (d.status = 'FAILED' AND d.next_retry_at IS NOT NULL))
+			AND (d.status = 'PROCESSING' OR d.next_retry_at IS NULL OR d.next_retry_at <= now())
+			AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = d.job_id
+				AND j.state NOT IN ('completed', 'cancelled', 'discarded'))
+		ORDER BY d.next_retry_at
+		LIMIT $1
+		FOR UPDATE OF d SKIP LOCKED`
+
 // DeliverySweepBatch runs DeliverySweepBatchTx in its own transaction.
 func (s *Store) DeliverySweepBatch(ctx context.Context, limit int) (enqueued int, full bool, err error) {
 	err = s.InTx(ctx, func(tx pgx.Tx) error {
@@ -493,14 +506,7 @@ func (s *Store) DeliverySweepBatch(ctx context.Context, limit int) (enqueued int
 // work and never give one row two jobs. It returns how many jobs it
 // inserted, and whether the batch was full (there may be more).
 func (s *Store) DeliverySweepBatchTx(ctx context.Context, tx pgx.Tx, limit int) (enqueued int, full bool, err error) {
-	rows, err := tx.Query(ctx, `SELECT d.id, d.merchant_id, d.job_id FROM webhook_deliveries d
-		WHERE (d.status IN ('PENDING', 'PROCESSING') OR (d.status = 'FAILED' AND d.next_retry_at IS NOT NULL))
-			AND (d.status = 'PROCESSING' OR d.next_retry_at IS NULL OR d.next_retry_at <= now())
-			AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = d.job_id
-				AND j.state NOT IN ('completed', 'cancelled', 'discarded'))
-		ORDER BY d.next_retry_at
-		LIMIT $1
-		FOR UPDATE OF d SKIP LOCKED`, limit)
+	rows, err := tx.Query(ctx, DeliverySweepSQL, limit)
 	if err != nil {
 		return 0, false, fmt.Errorf("selecting deliveries to sweep: %w", err)
 	}

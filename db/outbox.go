@@ -44,6 +44,10 @@ const (
 type DeliveryArgs struct {
 	DeliveryID uuid.UUID `json:"delivery_id"`
 	MerchantID uuid.UUID `json:"merchant_id"`
+	// RetryAt is not stored: a run that recorded a failed attempt sets it
+	// to the retry's due time, for the worker's NextRetry, which River
+	// calls with the same job right after the run.
+	RetryAt time.Time `json:"-"`
 }
 
 // Kind is the River job kind.

@@ -107,9 +107,6 @@ type DeliveryWorker struct {
 	limiter *merchantLimiter
 	// recorder batches the ledger writes of successful attempts.
 	recorder *recorder
-	// wakeAt holds, per job id, when a job that just failed an attempt
-	// should run again; NextRetry hands it to River.
-	wakeAt sync.Map
 	// unrecorded holds, per job id, an attempt that reached the merchant
 	// but whose ledger write failed: the job's next run writes it first.
 	unrecorded sync.Map
@@ -164,15 +161,14 @@ func (w *DeliveryWorker) Timeout(*river.Job[db.DeliveryArgs]) time.Duration { re
 func (w *DeliveryWorker) timeout() time.Duration { return w.cfg.WebhookTimeout + timeoutMargin }
 
 // NextRetry tells River when to run a job again after Work returned an
-// error: the next hop towards the due time Work stored, or soon when Work
-// recorded no attempt.
+// error: the next hop towards the due time this run's Work set on the job
+// (River hands both the same job), or soon when Work recorded no attempt.
 func (w *DeliveryWorker) NextRetry(job *river.Job[db.DeliveryArgs]) time.Time {
 	now := time.Now()
-	due, ok := w.wakeAt.LoadAndDelete(job.ID)
-	if !ok {
+	if job.Args.RetryAt.IsZero() {
 		return now.Add(fallbackRetryDelay)
 	}
-	return now.Add(hop(due.(time.Time).Sub(now)))
+	return now.Add(hop(job.Args.RetryAt.Sub(now)))
 }
 
 // hop is how long River should hold a job that is due in wait (see the top
@@ -355,7 +351,7 @@ func (w *DeliveryWorker) write(ctx context.Context, job *river.Job[db.DeliveryAr
 		// is a rewrite whose first try had committed after all: the row
 		// says what is next, so run again when this attempt said.
 		if p.rec.Status == db.DeliveryPending {
-			w.wakeAt.Store(job.ID, *p.rec.NextRetryAt)
+			job.Args.RetryAt = *p.rec.NextRetryAt
 			return fmt.Errorf("attempt %d of delivery %s already recorded", p.n, p.rec.DeliveryID)
 		}
 		return nil
@@ -365,7 +361,7 @@ func (w *DeliveryWorker) write(ctx context.Context, job *river.Job[db.DeliveryAr
 	case res.EndpointDisabled:
 		return river.JobCancel(fmt.Errorf("attempt %d failed and disabled the endpoint: %s", p.n, errText(p.rec.Error)))
 	case p.rec.Status == db.DeliveryPending:
-		w.wakeAt.Store(job.ID, *p.rec.NextRetryAt)
+		job.Args.RetryAt = *p.rec.NextRetryAt
 		return fmt.Errorf("attempt %d failed, retrying at %s: %w", p.n, p.rec.NextRetryAt.Format(time.RFC3339Nano), p.a.err)
 	case p.rec.Status == db.DeliveryFailed:
 		return river.JobCancel(fmt.Errorf("attempt %d failed, no fast retries left: %w", p.n, p.a.err))

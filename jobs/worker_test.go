@@ -263,3 +263,39 @@ func (b *workBundle) insertClient() *river.Client[pgx.Tx] {
 	require.NoError(b.t, err)
 	return client
 }
+
+// The fast twin of TestDeliveryRetryScheduleIsPunctual (make soak): a retry
+// due far off (16 s) is never parked where only River's 5 s scheduler would
+// bring it back. Each run leaves the job `available`, at most
+// maxAvailableDelay ahead, and the hop that reaches the due time lands on
+// it exactly, so the retry starts at the first fetch after it is due.
+func TestWorkLongRetryHopsToItsDueTimeThroughAvailable(t *testing.T) {
+	t.Parallel()
+	b := setupWork(t, respondStatus(http.StatusInternalServerError), func(c *Config) { c.RetryBaseDelay = 16 * time.Second })
+	id := b.emit(b.m)
+	jobID := *b.ledger(id).JobID
+
+	res, err := b.work(jobID)
+	require.Error(t, err)
+	due := *b.ledger(id).NextRetryAt
+	require.WithinDuration(t, time.Now().Add(16*time.Second), due, time.Second)
+	require.Equal(t, rivertype.JobStateAvailable, res.Job.State, "not retryable: River's scheduler would add up to 5 s")
+	require.WithinDuration(t, time.Now().Add(maxAvailableDelay), res.Job.ScheduledAt, time.Second)
+
+	// A run before the due time hops again, at most maxAvailableDelay.
+	res, err = b.work(jobID)
+	require.NoError(t, err)
+	require.Equal(t, river.EventKindJobSnoozed, res.EventKind)
+	require.Equal(t, rivertype.JobStateAvailable, res.Job.State)
+	require.WithinDuration(t, time.Now().Add(maxAvailableDelay), res.Job.ScheduledAt, time.Second)
+
+	// The last hop lands on the due time itself.
+	_, err = b.pool.Exec(context.Background(), `UPDATE webhook_deliveries SET next_retry_at = now() + interval '1 s' WHERE id = $1`, id)
+	require.NoError(t, err)
+	due = *b.ledger(id).NextRetryAt
+	res, err = b.work(jobID)
+	require.NoError(t, err)
+	require.Equal(t, rivertype.JobStateAvailable, res.Job.State)
+	require.WithinDuration(t, due, res.Job.ScheduledAt, 50*time.Millisecond)
+	require.Len(t, b.rc.got(), 1, "no attempt before its due time")
+}

@@ -31,7 +31,7 @@ run='^(TestCrashSIGKILLUnderLoad|TestSIGTERMUnderLoad|TestPostgresRestartUnderLo
 start=$SECONDS
 lines_before=$( { wc -l <"$BOOHPAY_FIGURES"; } 2>/dev/null || echo 0)
 set +e
-go test -race -count=1 -timeout 60m -v -run "$run" "$@" ./cmd/boohpay/ 2>&1 | tee .data/soak.log
+go test -race -count=1 -timeout 60m -v -run "$run|^TestDeliveryRetryScheduleIsPunctual\$" "$@" ./cmd/boohpay/ ./jobs/ 2>&1 | tee .data/soak.log
 rc=${PIPESTATUS[0]}
 set -e
 echo "soak: go test took $((SECONDS - start))s (exit $rc)" >&2

@@ -46,7 +46,7 @@ RETURNING id, payload, bench_uuidv7() AS delivery_id
 WITH raw_job_data AS (
     SELECT
         unnest(ARRAY[0]::bigint[]) AS id,
-        unnest(ARRAY[jsonb_build_object('delivery_id', :e_delivery_id::uuid)]::jsonb[]) AS args,
+        unnest(ARRAY[jsonb_build_object('delivery_id', :e_delivery_id::uuid, 'merchant_id', :merchant_id::uuid)]::jsonb[]) AS args,
         unnest(ARRAY[now()]::timestamptz[]) AS created_at,
         unnest(ARRAY['webhook_delivery']::text[]) AS kind,
         unnest(ARRAY[100]::smallint[]) AS max_attempts,
@@ -137,7 +137,7 @@ RETURNING id, payload, bench_uuidv7() AS delivery_id
 WITH raw_job_data AS (
     SELECT
         unnest(ARRAY[0]::bigint[]) AS id,
-        unnest(ARRAY[jsonb_build_object('delivery_id', :e_delivery_id::uuid)]::jsonb[]) AS args,
+        unnest(ARRAY[jsonb_build_object('delivery_id', :e_delivery_id::uuid, 'merchant_id', :merchant_id::uuid)]::jsonb[]) AS args,
         unnest(ARRAY[now()]::timestamptz[]) AS created_at,
         unnest(ARRAY['webhook_delivery']::text[]) AS kind,
         unnest(ARRAY[100]::smallint[]) AS max_attempts,

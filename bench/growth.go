@@ -26,6 +26,24 @@ type growthResult struct {
 	// TableMiB is the ledger's size: deliveries, attempts, with indexes.
 	DeliveriesMiB float64 `json:"deliveries_mib"`
 	AttemptsMiB   float64 `json:"attempts_mib"`
+	// Retention of the oldest day (a thirtieth of the fill) by the
+	// service's own batched deletes (db.Store.LedgerPrune, 1 000 rows per
+	// statement), while nothing else runs.
+	RetentionDay retentionRun `json:"retention_day"`
+}
+
+type retentionRun struct {
+	Attempts   int64   `json:"attempts"`
+	Deliveries int64   `json:"deliveries"`
+	S          float64 `json:"s"`
+	RowsPerS   float64 `json:"rows_per_s"`
+	// BatchMS is one DELETE statement's mean time: how long its row locks
+	// are held.
+	BatchMS float64 `json:"batch_ms"`
+	// The ledger's size after, and dead rows left for autovacuum: the
+	// space is reused by new rows, not returned to the disk.
+	DeliveriesMiBAfter float64 `json:"deliveries_mib_after"`
+	AttemptsMiBAfter   float64 `json:"attempts_mib_after"`
 }
 
 // grow fills the ledger of dbURL with n delivered deliveries spread over ms.
@@ -118,5 +136,38 @@ func (b *bench) measureLedger(ctx context.Context, dbURL string, g *growthResult
 		return err
 	}
 	g.DeliveriesMiB, g.AttemptsMiB = mib(d), mib(a)
+	if err := tx.Rollback(ctx); err != nil {
+		return err
+	}
+
+	pool, err := db.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store, err := db.NewStore(pool)
+	if err != nil {
+		return err
+	}
+	const batch = 1000
+	start := time.Now()
+	r, err := store.LedgerPrune(ctx, db.LedgerPruneParams{Before: time.Now().Add(-29 * 24 * time.Hour), Batch: batch,
+		Until: time.Now().Add(10 * time.Minute)})
+	if err != nil {
+		return fmt.Errorf("pruning a day: %w", err)
+	}
+	took := time.Since(start)
+	rr := &g.RetentionDay
+	rr.Attempts, rr.Deliveries, rr.S = r.Attempts, r.Deliveries, round(took.Seconds(), 2)
+	if rows := r.Attempts + r.Deliveries; rows > 0 {
+		rr.RowsPerS = round(float64(rows)/took.Seconds(), 0)
+		batches := (r.Attempts+batch-1)/batch + (r.Deliveries+batch-1)/batch
+		rr.BatchMS = round(float64(took.Milliseconds())/float64(batches), 1)
+	}
+	if err := conn.QueryRow(ctx, `SELECT pg_total_relation_size('webhook_deliveries'), pg_total_relation_size('webhook_delivery_attempts')`).
+		Scan(&d, &a); err != nil {
+		return err
+	}
+	rr.DeliveriesMiBAfter, rr.AttemptsMiBAfter = mib(d), mib(a)
 	return nil
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertest"
@@ -218,4 +220,45 @@ func TestPayoutTransitions(t *testing.T) {
 	_, _, err := b.store.PayoutTransition(ctx, db.TransitionParams{Actor: db.ActorSandbox, ID: po.ID, Status: db.PayoutFailed})
 	require.Equal(t, db.EInvalidTransition, db.ErrorCode(err))
 	require.Equal(t, 3, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM webhook_deliveries WHERE event_type LIKE 'payout.%'`))
+}
+
+// Many workers' successes in one statement: each row written once, on top
+// of the attempts count its worker read; a record whose row moved on (here:
+// an attempt already counted) is reported unwritten and changes nothing.
+func TestDeliveryRecordSucceededManyWritesEachOwnedRowOnce(t *testing.T) {
+	t.Parallel()
+	b := setupOutbox(t, "https://merchant.example.com/hooks")
+	ctx := context.Background()
+	var recs []db.AttemptRecord
+	for range 3 {
+		p := b.createPayment(t, "sandbox")
+		var id uuid.UUID
+		var jobID int64
+		require.NoError(t, b.store.Pool.QueryRow(ctx, `SELECT d.id, d.job_id FROM webhook_deliveries d
+			JOIN events e ON e.id = d.event_id WHERE e.object_id = $1`, p.ID).Scan(&id, &jobID))
+		code := 204
+		recs = append(recs, db.AttemptRecord{DeliveryID: id, JobID: jobID, Status: db.DeliverySucceeded, StatusCode: &code,
+			Duration: 12 * time.Millisecond})
+	}
+	recs[2].PriorAttempts = 1 // its worker read a count the row does not have
+	written, err := b.store.DeliveryRecordSucceededMany(ctx, recs)
+	require.NoError(t, err)
+	require.Equal(t, []bool{true, true, false}, written)
+	for i, r := range recs {
+		var status string
+		var attempts, rows int
+		require.NoError(t, b.store.Pool.QueryRow(ctx, `SELECT status, attempts,
+				(SELECT count(*) FROM webhook_delivery_attempts a WHERE a.delivery_id = d.id AND a.status_code = 204 AND a.attempt = 1)
+			FROM webhook_deliveries d WHERE id = $1`, r.DeliveryID).Scan(&status, &attempts, &rows))
+		if written[i] {
+			require.Equal(t, []any{db.DeliverySucceeded, 1, 1}, []any{status, attempts, rows})
+		} else {
+			require.Equal(t, []any{db.DeliveryPending, 0, 0}, []any{status, attempts, rows})
+		}
+	}
+	// Written again (a rewrite whose first commit went through): nothing changes.
+	written, err = b.store.DeliveryRecordSucceededMany(ctx, recs[:1])
+	require.NoError(t, err)
+	require.Equal(t, []bool{false}, written)
+	require.Equal(t, 1, count(t, b.store, `SELECT count(*) FROM webhook_delivery_attempts WHERE delivery_id = $1`, recs[0].DeliveryID))
 }

@@ -260,5 +260,5 @@ func TestDeliveryRecordSucceededManyWritesEachOwnedRowOnce(t *testing.T) {
 	written, err = b.store.DeliveryRecordSucceededMany(ctx, recs[:1])
 	require.NoError(t, err)
 	require.Equal(t, []bool{false}, written)
-	require.Equal(t, 1, count(t, b.store, `SELECT count(*) FROM webhook_delivery_attempts WHERE delivery_id = $1`, recs[0].DeliveryID))
+	require.Equal(t, 1, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM webhook_delivery_attempts WHERE delivery_id = $1`, recs[0].DeliveryID))
 }

@@ -547,14 +547,21 @@ func TestDeliveryFailureClasses(t *testing.T) {
 			cfg := testConfig()
 			cfg.WebhookMaxRetries = -1 // one attempt: the failure is final
 			cfg.AllowPrivateNetworks = tt.allowPrivate
+			if tt.wantReason != reasonTimeout {
+				// A failure of its own must come before our timeout, however
+				// slow a loaded machine answers, resolves or connects.
+				cfg.WebhookTimeout = time.Minute
+			}
 			attempts := &attemptLog{}
 			b.startLogged(cfg, attempts)
 
-			row := b.waitStatus(id, db.DeliveryFailed, 10*time.Second)
+			row := b.waitStatus(id, db.DeliveryFailed, 2*time.Minute)
 			require.Equal(t, 1, row.Attempts)
 			require.Equal(t, tt.wantStatus, row.HTTPStatusCode)
 			require.Contains(t, *row.ErrorMessage, tt.wantError)
 			require.Equal(t, 1, b.count(`SELECT count(*) FROM webhook_delivery_attempts WHERE delivery_id = $1 AND error = $2`, id, *row.ErrorMessage))
+			// Logged just after the ledger commit.
+			require.Eventually(t, func() bool { return len(attempts.outcomes()) > 0 }, time.Minute, 5*time.Millisecond)
 			require.Equal(t, []string{outcomeFailed + "/" + tt.wantReason}, attempts.outcomes())
 			if counted != nil {
 				require.Len(t, counted.got(), tt.wantHits)

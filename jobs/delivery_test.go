@@ -435,7 +435,7 @@ func TestDeliveryFailsAfterExactlySixAttempts(t *testing.T) {
 	require.Nil(t, row.NextRetryAt)
 	require.Nil(t, row.DeliveredAt)
 	// River finalizes the job just after the ledger commit.
-	require.Eventually(t, func() bool { return b.jobState(*row.JobID) == "cancelled" }, 5*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return b.jobState(*row.JobID) == "cancelled" }, time.Minute, 10*time.Millisecond,
 		"River does not run a FAILED delivery's job again")
 
 	// Give a 7th attempt every chance to (wrongly) happen.

@@ -261,7 +261,7 @@ func TestDeliveryCrashBetweenResponseAndLedger(t *testing.T) {
 
 	row = b.waitStatus(id, db.DeliverySucceeded, 30*time.Second)
 	require.Equal(t, 1, row.Attempts)
-	require.Eventually(t, func() bool { return b.jobState(*row.JobID) == "completed" }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return b.jobState(*row.JobID) == "completed" }, time.Minute, 10*time.Millisecond)
 	got := rc.got()
 	require.Len(t, got, 2)
 	require.Equal(t, got[0].header.Get("webhook-id"), got[1].header.Get("webhook-id"))

@@ -154,7 +154,7 @@ var (
 	rePunct       = regexp.MustCompile(`\s*([(),;=\[\]])\s*`)
 	reNumber      = regexp.MustCompile(`\b\d+\b`)
 	reNull        = regexp.MustCompile(`\bnull\b`)
-	reValue       = regexp.MustCompile(`bench_uuidv7\(\)|decode\(\?,\?\)|array\[\?\]`)
+	reValue       = regexp.MustCompile(`bench_uuidv7\(\)|decode\(\?,\?\)|array\[(\?|now\(\))\]`)
 	reCast        = regexp.MustCompile(`\?::[a-z_]+(\(\?\))?(\[\])?`)
 	reAroundValue = regexp.MustCompile(`\s*\?\s*`)
 )
@@ -162,8 +162,8 @@ var (
 // normalizeSQL gives a statement's shape: comments dropped, whitespace
 // collapsed, lower case, and every value a "?" — the service's $n, the
 // script's :vars and literals (NULL included), bench_uuidv7() ids,
-// decode(…, 'hex') of the key hash, one-element ARRAY[…] of River's batch
-// arguments — with the casts on them dropped.
+// decode(…, 'hex') of the key hash, one-element ARRAY[…] (of a value or
+// now()) of River's batch arguments — with the casts on them dropped.
 func normalizeSQL(s string) string {
 	s = reComment.ReplaceAllString(s, " ")
 	s = reString.ReplaceAllString(s, "?")

@@ -1,7 +1,22 @@
 -- One pgbench transaction = what the HTTP API runs for one
 -- POST /v1/payments followed by POST /v1/payments/{id}/simulate
--- {"status":"SUCCEEDED"}, statement for statement, in the same order and
--- transactions (captured from the service with log_statement = 'all').
+-- {"status":"SUCCEEDED"} by a merchant with a webhook URL (one endpoint),
+-- statement for statement, in the same order and transactions.
+-- bench/pgbench_test.go records the service's statements for that pair and
+-- fails if this script drifts from them; it compares each statement's shape
+-- (whitespace, comments, case, values and the casts on them ignored) and
+-- allows exactly the differences listed here:
+--   * values: ids come from bench_uuidv7() in SQL instead of Go, the key hash
+--     from decode(:key_hash, 'hex'), literals stand for parameters, and
+--     River's batch arguments are one-element ARRAY[...]s;
+--   * the event insert (marked [shape only]) builds its id and body in SQL
+--     (format() instead of encoding/json, and the job args and delivery id
+--     beside them for \gset), so it is compared by the tables it reads and
+--     the column list it inserts, not text;
+--   * River's insert notification (PGNotifyMany) is sent in the \if :notify
+--     block with the share the service sent (below);
+--   * the once-a-minute api_keys.last_used_at touch and River's
+--     once-per-client server version probe are left out.
 -- Run with -M prepared (pgx prepares and caches every statement too),
 -- -D merchant_id=<uuid> -D key_hash=<hex sha256 of the API key>
 -- -D notify_permille=<0-1000>, after setup.sql.
@@ -12,11 +27,6 @@
 -- service's own run (LISTEN) and passes it as notify_permille, and each
 -- transaction here sends it with that probability. It matters: a notifying
 -- commit takes Postgres' global notify lock, so those commits serialize.
---
--- Other differences, neutral or in pgbench's favour: ids come from
--- bench_uuidv7() in SQL instead of Go; the event body is built by format()
--- instead of encoding/json; the once-a-minute api_keys.last_used_at touch is
--- left out.
 
 -- POST /v1/payments ------------------------------------------------------
 -- requireMerchant (db.MerchantGetByAPIKey)
@@ -26,27 +36,34 @@ SELECT k.id, k.last_used_at, m.id, m.name, m.webhook_url, m.webhook_secret,
  WHERE k.key_hash = decode(:key_hash, 'hex') AND k.revoked_at IS NULL;
 BEGIN;
 -- db.PaymentCreateTx
-WITH p AS (
-    INSERT INTO payments (id, merchant_id, amount, currency, gateway, status, reference, description, metadata, provider_reference)
-    VALUES (bench_uuidv7(), :merchant_id, 5000, 'XAF', 'sandbox', 'PENDING', 'bench', NULL, '{"order":"42"}', NULL)
-    RETURNING id, merchant_id, amount, currency, gateway, status, reference, description,
-        metadata, provider_reference, failure_reason, created_at, updated_at)
-SELECT p.id, p.created_at, p.updated_at, m.webhook_url FROM p JOIN merchants m ON m.id = p.merchant_id
+INSERT INTO payments (id, merchant_id, amount, currency, gateway, status, reference, description, metadata, provider_reference)
+VALUES (bench_uuidv7(), :merchant_id, 5000, 'XAF', 'sandbox', 'PENDING', 'bench', NULL, '{"order":"42"}', NULL)
+RETURNING id, merchant_id, amount, currency, gateway, status, reference, description,
+       metadata, provider_reference, failure_reason, amount_received, amount_refunded,
+       dispute_status, review, created_at, updated_at
 \gset p_
--- db.eventEmitTx: the event (its id and body are made in Go by the service)
-INSERT INTO events (id, merchant_id, type, object_id, payload, created_at)
-SELECT e.id, :merchant_id::uuid, 'payment.pending', :p_id::uuid,
-    format('{"id":"%s","event":"payment.pending","timestamp":"%s","data":{"id":"%s","object":"payment","amount":5000,"currency":"XAF","gateway":"sandbox","status":"PENDING","reference":"bench","description": null,"metadata":{"order":"42"},"provider_reference": null,"failure_reason": null,"created_at":"%s","updated_at":"%s"}}',
-        e.id, e.at, :p_id::text, :p_created_at::text, :p_updated_at::text)::json,
-    e.at
-  FROM (SELECT bench_uuidv7() AS id, now() AS at) e
-RETURNING id, payload, bench_uuidv7() AS delivery_id
+-- db.eventEmitTx: the event and its enabled endpoints [shape only]
+WITH e AS (SELECT bench_uuidv7() AS id, bench_uuidv7() AS delivery_id, now() AS at),
+ev AS (
+    INSERT INTO events (id, merchant_id, type, object_id, payload, created_at)
+    SELECT e.id, :merchant_id, 'payment.pending', :p_id,
+        format('{"id":"%s","event":"payment.pending","timestamp":"%s","data":{"id":"%s","object":"payment","amount":5000,"currency":"XAF","gateway":"sandbox","status":"PENDING","reference":"bench","description":null,"metadata":{"order":"42"},"provider_reference":null,"failure_reason":null,"amount_received":null,"amount_refunded":0,"dispute_status":null,"review":null,"created_at":"%s","updated_at":"%s"}}',
+            e.id, e.at, :p_id::text, :p_created_at::text, :p_updated_at::text)::json,
+        e.at
+      FROM e
+    RETURNING id, payload)
+SELECT w.id AS endpoint_id, ev.id, ev.payload, e.delivery_id,
+       jsonb_build_object('delivery_id', e.delivery_id, 'merchant_id', :merchant_id) AS job_args
+  FROM webhook_endpoints w, ev, e
+ WHERE w.merchant_id = :merchant_id AND w.status = 'enabled' AND w.deleted_at IS NULL
+   AND ('*' = ANY (w.enabled_events) OR 'payment.pending' = ANY (w.enabled_events))
+ ORDER BY w.id
 \gset e_
--- db.deliveryCreateTx: River's InsertTx (JobInsertFastMany, one row)
+-- db outbox: River's InsertTx (JobInsertFastMany, one row per endpoint)
 WITH raw_job_data AS (
     SELECT
         unnest(ARRAY[0]::bigint[]) AS id,
-        unnest(ARRAY[jsonb_build_object('delivery_id', :e_delivery_id::uuid, 'merchant_id', :merchant_id::uuid)]::jsonb[]) AS args,
+        unnest(ARRAY[:e_job_args]::jsonb[]) AS args,
         unnest(ARRAY[now()]::timestamptz[]) AS created_at,
         unnest(ARRAY['webhook_delivery']::text[]) AS kind,
         unnest(ARRAY[100]::smallint[]) AS max_attempts,
@@ -95,49 +112,60 @@ WITH topic_to_notify AS (
 )
 SELECT pg_notify(topic_to_notify.topic, topic_to_notify.payload) FROM topic_to_notify;
 \endif
--- db.deliveryCreateTx: the ledger row
+-- db outbox: the ledger row
 INSERT INTO webhook_deliveries
-        (id, merchant_id, event_id, event_type, payload, status, next_retry_at, job_id, created_at, updated_at)
-    VALUES (:e_delivery_id, :merchant_id, :e_id, 'payment.pending', :e_payload, 'PENDING', now(), :j_id, now(), now());
+        (id, merchant_id, event_id, event_type, payload, status, next_retry_at, job_id, endpoint_id, created_at, updated_at)
+    VALUES (:e_delivery_id, :merchant_id, :e_id, 'payment.pending', :e_payload, 'PENDING', now(), :j_id, :e_endpoint_id, now(), now());
 COMMIT;
 
 -- POST /v1/payments/{id}/simulate {"status":"SUCCEEDED"} -----------------
--- requireMerchant
+-- requireMerchant (db.MerchantGetByAPIKey)
 SELECT k.id, k.last_used_at, m.id, m.name, m.webhook_url, m.webhook_secret,
        m.previous_webhook_secret, m.previous_webhook_secret_expires_at, m.created_at, m.updated_at
   FROM api_keys k JOIN merchants m ON m.id = k.merchant_id
  WHERE k.key_hash = decode(:key_hash, 'hex') AND k.revoked_at IS NULL;
 -- handlePaymentSimulate: db.PaymentGet (is it a sandbox payment?)
 SELECT id, merchant_id, amount, currency, gateway, status, reference, description,
-       metadata, provider_reference, failure_reason, created_at, updated_at
+       metadata, provider_reference, failure_reason, amount_received, amount_refunded,
+       dispute_status, review, created_at, updated_at
   FROM payments WHERE id = :p_id AND merchant_id = :merchant_id;
 BEGIN;
 -- db.PaymentTransitionTx: lock, check, update
-SELECT p.id, p.merchant_id, p.amount, p.currency, p.gateway, p.status,
-       p.reference, p.description, p.metadata, p.provider_reference, p.failure_reason, p.created_at, p.updated_at,
-       m.webhook_url
-  FROM payments p JOIN merchants m ON m.id = p.merchant_id
+SELECT id, merchant_id, amount, currency, gateway, status, reference, description,
+       metadata, provider_reference, failure_reason, amount_received, amount_refunded,
+       dispute_status, review, created_at, updated_at
+  FROM payments p
  WHERE p.id = :p_id AND (:merchant_id::uuid IS NULL OR p.merchant_id = :merchant_id)
-   FOR UPDATE OF p;
-UPDATE payments SET status = 'SUCCEEDED', failure_reason = COALESCE(NULL, failure_reason), updated_at = now()
+   FOR UPDATE;
+UPDATE payments SET status = 'SUCCEEDED', failure_reason = NULL,
+       amount_received = 5000, amount_refunded = 0, dispute_status = NULL, review = NULL, updated_at = now()
  WHERE id = :p_id
 RETURNING id, merchant_id, amount, currency, gateway, status, reference, description,
-    metadata, provider_reference, failure_reason, created_at, updated_at
+       metadata, provider_reference, failure_reason, amount_received, amount_refunded,
+       dispute_status, review, created_at, updated_at
 \gset u_
--- db.eventEmitTx
-INSERT INTO events (id, merchant_id, type, object_id, payload, created_at)
-SELECT e.id, :merchant_id::uuid, 'payment.succeeded', :p_id::uuid,
-    format('{"id":"%s","event":"payment.succeeded","timestamp":"%s","data":{"id":"%s","object":"payment","amount":5000,"currency":"XAF","gateway":"sandbox","status":"SUCCEEDED","reference":"bench","description": null,"metadata":{"order":"42"},"provider_reference": null,"failure_reason": null,"created_at":"%s","updated_at":"%s"}}',
-        e.id, e.at, :p_id::text, :p_created_at::text, :u_updated_at::text)::json,
-    e.at
-  FROM (SELECT bench_uuidv7() AS id, now() AS at) e
-RETURNING id, payload, bench_uuidv7() AS delivery_id
+-- db.eventEmitTx: the event and its enabled endpoints [shape only]
+WITH e AS (SELECT bench_uuidv7() AS id, bench_uuidv7() AS delivery_id, now() AS at),
+ev AS (
+    INSERT INTO events (id, merchant_id, type, object_id, payload, created_at)
+    SELECT e.id, :merchant_id, 'payment.succeeded', :p_id,
+        format('{"id":"%s","event":"payment.succeeded","timestamp":"%s","data":{"id":"%s","object":"payment","amount":5000,"currency":"XAF","gateway":"sandbox","status":"SUCCEEDED","reference":"bench","description":null,"metadata":{"order":"42"},"provider_reference":null,"failure_reason":null,"amount_received":5000,"amount_refunded":0,"dispute_status":null,"review":null,"created_at":"%s","updated_at":"%s"}}',
+            e.id, e.at, :p_id::text, :p_created_at::text, :u_updated_at::text)::json,
+        e.at
+      FROM e
+    RETURNING id, payload)
+SELECT w.id AS endpoint_id, ev.id, ev.payload, e.delivery_id,
+       jsonb_build_object('delivery_id', e.delivery_id, 'merchant_id', :merchant_id) AS job_args
+  FROM webhook_endpoints w, ev, e
+ WHERE w.merchant_id = :merchant_id AND w.status = 'enabled' AND w.deleted_at IS NULL
+   AND ('*' = ANY (w.enabled_events) OR 'payment.succeeded' = ANY (w.enabled_events))
+ ORDER BY w.id
 \gset e_
--- db.deliveryCreateTx: River's InsertTx
+-- db outbox: River's InsertTx (JobInsertFastMany, one row per endpoint)
 WITH raw_job_data AS (
     SELECT
         unnest(ARRAY[0]::bigint[]) AS id,
-        unnest(ARRAY[jsonb_build_object('delivery_id', :e_delivery_id::uuid, 'merchant_id', :merchant_id::uuid)]::jsonb[]) AS args,
+        unnest(ARRAY[:e_job_args]::jsonb[]) AS args,
         unnest(ARRAY[now()]::timestamptz[]) AS created_at,
         unnest(ARRAY['webhook_delivery']::text[]) AS kind,
         unnest(ARRAY[100]::smallint[]) AS max_attempts,
@@ -186,8 +214,8 @@ WITH topic_to_notify AS (
 )
 SELECT pg_notify(topic_to_notify.topic, topic_to_notify.payload) FROM topic_to_notify;
 \endif
--- db.deliveryCreateTx: the ledger row
+-- db outbox: the ledger row
 INSERT INTO webhook_deliveries
-        (id, merchant_id, event_id, event_type, payload, status, next_retry_at, job_id, created_at, updated_at)
-    VALUES (:e_delivery_id, :merchant_id, :e_id, 'payment.succeeded', :e_payload, 'PENDING', now(), :j_id, now(), now());
+        (id, merchant_id, event_id, event_type, payload, status, next_retry_at, job_id, endpoint_id, created_at, updated_at)
+    VALUES (:e_delivery_id, :merchant_id, :e_id, 'payment.succeeded', :e_payload, 'PENDING', now(), :j_id, :e_endpoint_id, now(), now());
 COMMIT;

@@ -1,6 +1,7 @@
 package db
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
@@ -18,7 +19,16 @@ import (
 type columns[T any] struct {
 	names []string
 	index [][]int // each column's field in T
+	raw   []bool  // the field is a json.RawMessage: scanned as *[]byte
 }
+
+// A json.RawMessage field is scanned as *[]byte so pgx copies the column's
+// bytes as they are (a webhook body must stay byte for byte what was
+// signed), instead of running them through json.Unmarshal.
+var (
+	rawMessageType = reflect.TypeFor[json.RawMessage]()
+	byteSlicePtr   = reflect.TypeFor[*[]byte]()
+)
 
 // columnsOf reads T's `db` tags. Every field must say: a column name, or
 // "-" for a field no column fills; a field that says nothing panics here,
@@ -37,6 +47,7 @@ func columnsOf[T any]() columns[T] {
 		}
 		c.names = append(c.names, name)
 		c.index = append(c.index, f.Index)
+		c.raw = append(c.raw, f.Type == rawMessageType)
 	}
 	return c
 }
@@ -51,12 +62,17 @@ func (c columns[T]) Of(alias string) string {
 	return alias + "." + strings.Join(c.names, ", "+alias+".")
 }
 
-// dest returns v's fields in column order, for Scan.
-func (c columns[T]) dest(v *T) []any {
+// dest returns v's fields in column order, for Scan, followed by extra
+// destinations for columns a query adds after the row's own.
+func (c columns[T]) dest(v *T, extra ...any) []any {
 	rv := reflect.ValueOf(v).Elem()
-	out := make([]any, len(c.index))
+	out := make([]any, len(c.index), len(c.index)+len(extra))
 	for i, idx := range c.index {
-		out[i] = rv.FieldByIndex(idx).Addr().Interface()
+		f := rv.FieldByIndex(idx).Addr()
+		if c.raw[i] {
+			f = f.Convert(byteSlicePtr)
+		}
+		out[i] = f.Interface()
 	}
-	return out
+	return append(out, extra...)
 }

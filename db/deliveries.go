@@ -26,30 +26,30 @@ var DeliveryStatuses = []string{DeliveryPending, DeliveryProcessing, DeliverySuc
 // Delivery is one row of the webhook_deliveries ledger: one event on its way
 // to one merchant's endpoint. Payload holds the exact bytes sent and signed.
 type Delivery struct {
-	ID             uuid.UUID
-	MerchantID     uuid.UUID
-	EventID        uuid.UUID
-	EventType      string
-	Payload        json.RawMessage
-	Status         string
-	Attempts       int
-	LastAttemptAt  *time.Time
-	NextRetryAt    *time.Time
-	HTTPStatusCode *int
-	ErrorMessage   *string
-	DeliveredAt    *time.Time
-	JobID          *int64 // the River job of the current delivery cycle
-	EndpointID     *uuid.UUID
+	ID             uuid.UUID       `db:"id"`
+	MerchantID     uuid.UUID       `db:"merchant_id"`
+	EventID        uuid.UUID       `db:"event_id"`
+	EventType      string          `db:"event_type"`
+	Payload        json.RawMessage `db:"payload"`
+	Status         string          `db:"status"`
+	Attempts       int             `db:"attempts"`
+	LastAttemptAt  *time.Time      `db:"last_attempt_at"`
+	NextRetryAt    *time.Time      `db:"next_retry_at"`
+	HTTPStatusCode *int            `db:"http_status_code"`
+	ErrorMessage   *string         `db:"error_message"`
+	DeliveredAt    *time.Time      `db:"delivered_at"`
+	JobID          *int64          `db:"job_id"` // the River job of the current delivery cycle
+	EndpointID     *uuid.UUID      `db:"endpoint_id"`
 	// CycleAttempts counts the current fast cycle's recorded attempts;
 	// past 1 + WEBHOOK_MAX_RETRIES, attempts are the recovery tail's, and
 	// RecoveryAttempts counts those.
-	CycleAttempts    int
-	RecoveryAttempts int
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	CycleAttempts    int       `db:"cycle_attempts"`
+	RecoveryAttempts int       `db:"recovery_attempts"`
+	CreatedAt        time.Time `db:"created_at"`
+	UpdatedAt        time.Time `db:"updated_at"`
 
 	// AttemptLog is filled by DeliveryGet and DeliveryList only.
-	AttemptLog []*DeliveryAttempt
+	AttemptLog []*DeliveryAttempt `db:"-"`
 }
 
 // DeliveryAttempt is one row of webhook_delivery_attempts: one HTTP attempt.
@@ -63,7 +63,7 @@ type DeliveryAttempt struct {
 }
 
 // MarshalJSON renders a delivery for the API. The ledger's attempts counter
-// is attempt_count, because attempts is the list of attempts (SPEC §3).
+// is attempt_count, because attempts is the list of attempts.
 func (d *Delivery) MarshalJSON() ([]byte, error) {
 	log := d.AttemptLog
 	if log == nil {
@@ -90,26 +90,19 @@ func (d *Delivery) MarshalJSON() ([]byte, error) {
 		d.HTTPStatusCode, d.ErrorMessage, d.DeliveredAt, d.Payload, log, d.CreatedAt, d.UpdatedAt})
 }
 
-const deliveryColumns = `id, merchant_id, event_id, event_type, payload, status, attempts, last_attempt_at,
-	next_retry_at, http_status_code, error_message, delivered_at, job_id, endpoint_id, cycle_attempts,
-	recovery_attempts, created_at, updated_at`
+var deliveryColumns = columnsOf[Delivery]()
 
 func scanDelivery(row pgx.Row, extra ...any) (*Delivery, error) {
 	var d Delivery
-	var payload []byte
-	dest := append([]any{&d.ID, &d.MerchantID, &d.EventID, &d.EventType, &payload, &d.Status, &d.Attempts,
-		&d.LastAttemptAt, &d.NextRetryAt, &d.HTTPStatusCode, &d.ErrorMessage, &d.DeliveredAt, &d.JobID,
-		&d.EndpointID, &d.CycleAttempts, &d.RecoveryAttempts, &d.CreatedAt, &d.UpdatedAt}, extra...)
-	if err := row.Scan(dest...); err != nil {
+	if err := row.Scan(deliveryColumns.dest(&d, extra...)...); err != nil {
 		return nil, notFound(err)
 	}
-	d.Payload = payload
 	return &d, nil
 }
 
 // DeliveryGet returns a merchant's delivery with its attempts, or ErrNotFound.
 func (s *Store) DeliveryGet(ctx context.Context, merchantID, id uuid.UUID) (*Delivery, error) {
-	d, err := scanDelivery(s.Pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries
+	d, err := scanDelivery(s.Pool.QueryRow(ctx, `SELECT `+deliveryColumns.String()+` FROM webhook_deliveries
 		WHERE id = $1 AND merchant_id = $2`, id, merchantID))
 	if err != nil {
 		return nil, err
@@ -123,7 +116,7 @@ func (s *Store) DeliveryGet(ctx context.Context, merchantID, id uuid.UUID) (*Del
 // DeliveryList returns a page of a merchant's deliveries with their
 // attempts, newest first (Filter: status; Where: endpoint_id, event_id).
 func (s *Store) DeliveryList(ctx context.Context, merchantID uuid.UUID, params ListParams) ([]*Delivery, bool, error) {
-	items, hasMore, err := list(ctx, s, "webhook_deliveries", deliveryColumns, merchantID, params, "status",
+	items, hasMore, err := list(ctx, s, "webhook_deliveries", deliveryColumns.String(), merchantID, params, "status",
 		func(row pgx.CollectableRow) (*Delivery, error) { return scanDelivery(row) })
 	if err != nil {
 		return nil, false, err
@@ -193,7 +186,7 @@ func (s *Store) DeliveryRetry(ctx context.Context, merchantID, id uuid.UUID) (*D
 		}
 		d, err = scanDelivery(tx.QueryRow(ctx, `UPDATE webhook_deliveries
 			SET status = 'PENDING', next_retry_at = now(), delivered_at = NULL, job_id = $2, updated_at = now()
-			WHERE id = $1 RETURNING `+deliveryColumns, id, res.Job.ID))
+			WHERE id = $1 RETURNING `+deliveryColumns.String(), id, res.Job.ID))
 		if err != nil {
 			return fmt.Errorf("resetting delivery %s: %w", id, err)
 		}
@@ -272,7 +265,7 @@ func (s *Store) DeliveryClaim(ctx context.Context, id uuid.UUID, jobID int64, du
 // primary key and walked every delivery in flight for each claim (EXPLAIN
 // ANALYZE in the bench's growth runs).
 var deliveryClaimSQL = `WITH async AS (SELECT set_config('synchronous_commit', 'off', true)),
-	t AS (SELECT ` + qualify("d", deliveryColumns) + `,
+	t AS (SELECT ` + deliveryColumns.Of("d") + `,
 			e.url, CASE WHEN e.deleted_at IS NULL THEN e.status END AS state, e.secret,
 			CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous
 		FROM webhook_deliveries d
@@ -283,7 +276,7 @@ var deliveryClaimSQL = `WITH async AS (SELECT set_config('synchronous_commit', '
 		WHERE $4 AND d.id = $1 AND d.job_id = $2 AND t.state = 'enabled'
 			AND d.status <> 'SUCCEEDED' AND NOT (d.status = 'FAILED' AND d.next_retry_at IS NULL)
 			AND (d.next_retry_at IS NULL OR d.next_retry_at <= $3)
-		RETURNING ` + qualify("d", deliveryColumns) + `)
+		RETURNING ` + deliveryColumns.Of("d") + `)
 	SELECT c.*, t.url, t.state, t.secret, t.previous, true FROM c, t
 	UNION ALL
 	SELECT t.*, false FROM t WHERE NOT EXISTS (SELECT 1 FROM c)`

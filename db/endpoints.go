@@ -396,7 +396,7 @@ func (s *Store) EndpointSendTestTx(ctx context.Context, tx pgx.Tx, merchantID, e
 	if err != nil {
 		return nil, err
 	}
-	d, err := scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE id = $1`, ids[0]))
+	d, err := scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryColumns.String()+` FROM webhook_deliveries WHERE id = $1`, ids[0]))
 	if err != nil {
 		return nil, fmt.Errorf("reading test delivery: %w", err)
 	}
@@ -434,7 +434,7 @@ func (s *Store) EndpointRecover(ctx context.Context, merchantID, id uuid.UUID, s
 		if status != EndpointEnabled {
 			return &Error{Code: EConflict, Message: "the endpoint is disabled: enable it first (PATCH {\"disabled\": false}), then recover"}
 		}
-		rows, err := tx.Query(ctx, `SELECT `+eventColumns+` FROM events ev
+		rows, err := tx.Query(ctx, `SELECT `+eventColumns.String()+` FROM events ev
 			WHERE ev.merchant_id = $1 AND ev.created_at >= $3 AND ev.created_at < $4 AND ev.type <> 'webhook.test'
 				AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = $2
 					AND ('*' = ANY (e.enabled_events) OR ev.type = ANY (e.enabled_events)))

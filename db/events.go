@@ -13,12 +13,12 @@ import (
 // Event is something that happened to a merchant's object. Payload is the
 // exact webhook body: {"id","event","timestamp","data"}.
 type Event struct {
-	ID         uuid.UUID
-	MerchantID uuid.UUID
-	Type       string
-	ObjectID   *uuid.UUID
-	Payload    json.RawMessage
-	CreatedAt  time.Time
+	ID         uuid.UUID       `db:"id"`
+	MerchantID uuid.UUID       `db:"merchant_id"`
+	Type       string          `db:"type"`
+	ObjectID   *uuid.UUID      `db:"object_id"`
+	Payload    json.RawMessage `db:"payload"`
+	CreatedAt  time.Time       `db:"created_at"`
 }
 
 // MarshalJSON renders an event for the API: the body's data under a Stripe-like envelope.
@@ -38,15 +38,13 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 	}{e.ID, "event", e.Type, body.Data, e.CreatedAt})
 }
 
-const eventColumns = `id, merchant_id, type, object_id, payload, created_at`
+var eventColumns = columnsOf[Event]()
 
 func scanEvent(row pgx.Row) (*Event, error) {
 	var e Event
-	var payload []byte
-	if err := row.Scan(&e.ID, &e.MerchantID, &e.Type, &e.ObjectID, &payload, &e.CreatedAt); err != nil {
+	if err := row.Scan(eventColumns.dest(&e)...); err != nil {
 		return nil, notFound(err)
 	}
-	e.Payload = payload
 	return &e, nil
 }
 
@@ -98,12 +96,12 @@ func (s *Store) eventInsertTx(ctx context.Context, tx pgx.Tx, merchantID uuid.UU
 
 // EventGet returns a merchant's event, or ErrNotFound.
 func (s *Store) EventGet(ctx context.Context, merchantID, id uuid.UUID) (*Event, error) {
-	return scanEvent(s.Pool.QueryRow(ctx, `SELECT `+eventColumns+` FROM events WHERE id = $1 AND merchant_id = $2`, id, merchantID))
+	return scanEvent(s.Pool.QueryRow(ctx, `SELECT `+eventColumns.String()+` FROM events WHERE id = $1 AND merchant_id = $2`, id, merchantID))
 }
 
 // EventList returns a page of a merchant's events, newest first (Filter: type).
 func (s *Store) EventList(ctx context.Context, merchantID uuid.UUID, params ListParams) ([]*Event, bool, error) {
-	return list(ctx, s, "events", eventColumns, merchantID, params, "type", func(row pgx.CollectableRow) (*Event, error) {
+	return list(ctx, s, "events", eventColumns.String(), merchantID, params, "type", func(row pgx.CollectableRow) (*Event, error) {
 		return scanEvent(row)
 	})
 }

@@ -18,7 +18,7 @@ import (
 
 // receiver plays every merchant: one local HTTP server with an endpoint per
 // merchant (/m/NAME) that checks both signatures of each delivery, by its
-// own reading of SPEC §5 (not the signing package, which it checks), records
+// own reading of the signature schemes (not the signing package, which it checks), records
 // it, and answers as the endpoint's mode says.
 type receiver struct {
 	srv  *http.Server

@@ -11,7 +11,7 @@ import (
 	"github.com/boohpay/boohpay/signing"
 )
 
-// The receiver's own reading of SPEC §5 agrees with what the worker signs.
+// The receiver's own reading of the signature schemes agrees with what the worker signs.
 func TestVerify(t *testing.T) {
 	t.Parallel()
 	body := []byte(`{"id":"evt","event":"payment.pending","timestamp":"2026-01-01T00:00:00Z","data":{"id":"p"}}`)

@@ -8,7 +8,7 @@ import (
 )
 
 // Scenario 4, retry precision: deliveries to an endpoint that answers 500
-// every time, on the real schedule (SPEC §5: retries 1, 2, 4, 8, 16 s after
+// every time, on the real schedule (retries 1, 2, 4, 8, 16 s after
 // each failure, then FAILED). Each retry's lateness is its arrival minus
 // (the previous attempt's arrival + its delay); the previous attempt's
 // answer left a little after its arrival, so this slightly overstates it.

@@ -19,7 +19,8 @@ import (
 	"github.com/boohpay/boohpay/metrics"
 )
 
-// Config tunes the workers; zero values take the defaults of SPEC §2.
+// Config tunes the workers; zero values take the *Default constants below,
+// which are the environment's documented defaults (withDefaults).
 type Config struct {
 	Workers             int           // delivery concurrency per process
 	MerchantConcurrency int           // attempts in flight per merchant per process (see limiter.go)

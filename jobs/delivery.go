@@ -23,7 +23,7 @@ import (
 	"github.com/boohpay/boohpay/signing"
 )
 
-// How retries start on time (SPEC §5: within 0.5 s of due), from River
+// How retries start on time (within 0.5 s of due), from River
 // v0.51's source:
 //
 //   - A failed job whose next run is at most the scheduler interval (5 s,
@@ -60,7 +60,7 @@ const (
 	// recording an attempt (a database error, a rescue after a crash); the
 	// ledger then says what is due.
 	fallbackRetryDelay = time.Second
-	// maxRetryDelay caps the doubling (SPEC §5: capped at 60 s).
+	// maxRetryDelay caps the doubling (capped at 60 s).
 	maxRetryDelay = 60 * time.Second
 	// timeoutMargin is the job's time beyond the HTTP attempt: waiting for a
 	// merchant slot and the ledger writes.
@@ -433,7 +433,7 @@ type attempt struct {
 }
 
 // send makes one attempt: POST the stored payload, byte for byte, with the
-// headers of SPEC §5, within WebhookTimeout.
+// headers docs/WEBHOOKS.md lists, within WebhookTimeout.
 func (w *DeliveryWorker) send(ctx context.Context, t *db.DeliveryTarget) *attempt {
 	start := time.Now()
 	a := w.post(ctx, t, start)

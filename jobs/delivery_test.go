@@ -272,7 +272,7 @@ func respondStatus(code int) func(int, http.ResponseWriter, *http.Request) {
 	return func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }
 }
 
-// The signatures are checked by this independent implementation of SPEC §5,
+// The signatures are checked by this independent implementation of the two signature schemes (docs/WEBHOOKS.md),
 // not by package signing.
 
 func legacySignature(secret string, body []byte) string {

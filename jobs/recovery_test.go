@@ -24,7 +24,7 @@ import (
 )
 
 // The real schedule, measured at the endpoint: each retry must start within
-// 0.5 s of its due time (SPEC §5). This is the package's one wall-clock
+// 0.5 s of its due time. This is the package's one wall-clock
 // assertion, and it is about the scheduling mechanism (delivery.go): with a
 // 100 ms poll the expected lateness is ~0.1 s, so 0.5 s leaves a wide margin
 // for -race and a loaded machine. Takes 31 s, so it runs in make soak

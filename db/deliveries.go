@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -280,15 +279,6 @@ var deliveryClaimSQL = `WITH async AS (SELECT set_config('synchronous_commit', '
 	SELECT c.*, t.url, t.state, t.secret, t.previous, true FROM c, t
 	UNION ALL
 	SELECT t.*, false FROM t WHERE NOT EXISTS (SELECT 1 FROM c)`
-
-// qualify prefixes each column of a comma-separated list with alias.
-func qualify(alias, columns string) string {
-	cols := strings.Split(columns, ",")
-	for i, c := range cols {
-		cols[i] = alias + "." + strings.TrimSpace(c)
-	}
-	return strings.Join(cols, ", ")
-}
 
 // DeliveryEndUnsent ends a delivery of job jobID FAILED without an attempt,
 // because its endpoint was disabled or deleted. It reports false when the

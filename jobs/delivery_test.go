@@ -209,9 +209,7 @@ func (b *testBundle) waitStatus(id uuid.UUID, status string, within time.Duratio
 
 func (b *testBundle) count(query string, args ...any) int {
 	b.t.Helper()
-	var n int
-	require.NoError(b.t, b.pool.QueryRow(context.Background(), query, args...).Scan(&n))
-	return n
+	return dbtest.Count(b.t, b.pool, query, args...)
 }
 
 func (b *testBundle) jobState(jobID int64) string {

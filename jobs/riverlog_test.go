@@ -6,32 +6,14 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/boohpay/boohpay/db"
+	"github.com/boohpay/boohpay/db/dbtest"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDeliveryLogsOneLinePerAttempt: at the default level, a delivery that
 // fails twice then succeeds logs exactly one line per failed attempt, the
@@ -49,7 +31,7 @@ func TestDeliveryLogsOneLinePerAttempt(t *testing.T) {
 	})
 	m, _ := b.merchant(rc.URL)
 	id := b.emit(m)
-	logs := &syncBuffer{}
+	logs := &dbtest.Logs{}
 	b.startWith(testConfig(), slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	b.waitStatus(id, db.DeliverySucceeded, 10*time.Second)
 	// The success is recorded before River's completer finishes the job:

@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
@@ -26,49 +25,8 @@ var deliveryStatusesUnfinished = []string{"PENDING", "PROCESSING"}
 const deliveriesSQL = `SELECT status, count(*) FROM webhook_deliveries
 	WHERE status IN ('PENDING', 'PROCESSING') GROUP BY status`
 
-// deliveryCollector is boohpay_webhook_deliveries_unfinished{status}.
-type deliveryCollector struct {
-	pool    *pgxpool.Pool
-	timeout time.Duration
-	log     *slog.Logger
-}
-
-// Describe implements prometheus.Collector.
-func (c *deliveryCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- deliveriesUnfinishedDesc
-	ch <- deliveriesUpDesc
-}
-
-// Collect implements prometheus.Collector.
-func (c *deliveryCollector) Collect(ch chan<- prometheus.Metric) {
-	counts, err := c.read()
-	if err != nil {
-		c.log.Warn("metrics: reading webhook_deliveries", "error", err)
-		ch <- prometheus.MustNewConstMetric(deliveriesUpDesc, prometheus.GaugeValue, 0)
-		return
-	}
-	for _, s := range deliveryStatusesUnfinished {
-		ch <- prometheus.MustNewConstMetric(deliveriesUnfinishedDesc, prometheus.GaugeValue, float64(counts[s]), s)
-	}
-	ch <- prometheus.MustNewConstMetric(deliveriesUpDesc, prometheus.GaugeValue, 1)
-}
-
-func (c *deliveryCollector) read() (map[string]int64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	rows, err := c.pool.Query(ctx, deliveriesSQL)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	counts := map[string]int64{}
-	for rows.Next() {
-		var status string
-		var n int64
-		if err := rows.Scan(&status, &n); err != nil {
-			return nil, err
-		}
-		counts[status] = n
-	}
-	return counts, rows.Err()
+// newDeliveryCollector is boohpay_webhook_deliveries_unfinished{status}.
+func newDeliveryCollector(pool *pgxpool.Pool, timeout time.Duration, log *slog.Logger) *countCollector {
+	return &countCollector{name: "webhook_deliveries", desc: deliveriesUnfinishedDesc, up: deliveriesUpDesc,
+		values: deliveryStatusesUnfinished, sql: deliveriesSQL, pool: pool, timeout: timeout, log: log}
 }

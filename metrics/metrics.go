@@ -217,9 +217,9 @@ func New(reg *prometheus.Registry, cfg Config) *Metrics {
 		queues := append([]string{river.QueueDefault}, cfg.Queues...)
 		reg.MustRegister(
 			&queueCollector{pool: cfg.Pool, queues: queues, timeout: timeout, log: log},
-			&deliveryCollector{pool: cfg.Pool, timeout: timeout, log: log},
-			&endpointCollector{pool: cfg.Pool, timeout: timeout, log: log},
-			&reviewCollector{pool: cfg.Pool, timeout: timeout, log: log},
+			newDeliveryCollector(cfg.Pool, timeout, log),
+			newEndpointCollector(cfg.Pool, timeout, log),
+			newReviewCollector(cfg.Pool, timeout, log),
 			poolCollector{pool: cfg.Pool},
 		)
 	}

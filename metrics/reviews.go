@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
@@ -22,51 +21,8 @@ var (
 const inReviewSQL = `SELECT 'payment', count(*) FROM payments WHERE review IS NOT NULL
 	UNION ALL SELECT 'payout', count(*) FROM payouts WHERE review IS NOT NULL`
 
-// reviewCollector is boohpay_objects_in_review{object}: read from the
-// tables at each scrape, so it is exact whichever process set or cleared a
-// review.
-type reviewCollector struct {
-	pool    *pgxpool.Pool
-	timeout time.Duration
-	log     *slog.Logger
-}
-
-// Describe implements prometheus.Collector.
-func (c *reviewCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- inReviewDesc
-	ch <- inReviewUpDesc
-}
-
-// Collect implements prometheus.Collector.
-func (c *reviewCollector) Collect(ch chan<- prometheus.Metric) {
-	counts, err := c.read()
-	if err != nil {
-		c.log.Warn("metrics: reading objects in review", "error", err)
-		ch <- prometheus.MustNewConstMetric(inReviewUpDesc, prometheus.GaugeValue, 0)
-		return
-	}
-	for _, o := range db.Objects {
-		ch <- prometheus.MustNewConstMetric(inReviewDesc, prometheus.GaugeValue, float64(counts[o]), o)
-	}
-	ch <- prometheus.MustNewConstMetric(inReviewUpDesc, prometheus.GaugeValue, 1)
-}
-
-func (c *reviewCollector) read() (map[string]int64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	rows, err := c.pool.Query(ctx, inReviewSQL)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	counts := map[string]int64{}
-	for rows.Next() {
-		var object string
-		var n int64
-		if err := rows.Scan(&object, &n); err != nil {
-			return nil, err
-		}
-		counts[object] = n
-	}
-	return counts, rows.Err()
+// newReviewCollector is boohpay_objects_in_review{object}.
+func newReviewCollector(pool *pgxpool.Pool, timeout time.Duration, log *slog.Logger) *countCollector {
+	return &countCollector{name: "objects in review", desc: inReviewDesc, up: inReviewUpDesc,
+		values: db.Objects, sql: inReviewSQL, pool: pool, timeout: timeout, log: log}
 }

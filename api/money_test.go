@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/boohpay/boohpay/db"
+	"github.com/boohpay/boohpay/db/dbtest"
 )
 
 // The tests in this file each guard one way the provider path used to get
@@ -58,12 +59,7 @@ func (b *providerBundle) paymentIn(gateway, currency string, amount int64, ref s
 	if ref != "" {
 		params.ProviderReference = &ref
 	}
-	var p *db.Payment
-	require.NoError(b.t, b.store.InTx(context.Background(), func(tx pgx.Tx) (err error) {
-		p, err = b.store.PaymentCreateTx(context.Background(), tx, params)
-		return err
-	}))
-	return p
+	return dbtest.Payment(b.t, b.store, params)
 }
 
 // eventTypes lists the merchant events of an object, oldest first.

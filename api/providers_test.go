@@ -67,16 +67,7 @@ func setupProvidersWith(t *testing.T, cfg Config, m *metrics.Metrics) *providerB
 // provider_reference ("" for none).
 func (b *providerBundle) payment(gateway string, amount int64, ref string) *db.Payment {
 	b.t.Helper()
-	params := db.PaymentCreateParams{MerchantID: b.merchant.ID, Amount: amount, Currency: "XAF", Gateway: gateway}
-	if ref != "" {
-		params.ProviderReference = &ref
-	}
-	var p *db.Payment
-	require.NoError(b.t, b.store.InTx(context.Background(), func(tx pgx.Tx) (err error) {
-		p, err = b.store.PaymentCreateTx(context.Background(), tx, params)
-		return err
-	}))
-	return p
+	return b.paymentIn(gateway, "XAF", amount, ref)
 }
 
 // payout creates a PENDING XAF payout on provider; ref is its provider_reference.
@@ -88,12 +79,7 @@ func (b *providerBundle) payout(provider string, amount int64, ref string) *db.P
 	if ref != "" {
 		params.ProviderReference = &ref
 	}
-	var p *db.Payout
-	require.NoError(b.t, b.store.InTx(context.Background(), func(tx pgx.Tx) (err error) {
-		p, err = b.store.PayoutCreateTx(context.Background(), tx, params)
-		return err
-	}))
-	return p
+	return dbtest.Payout(b.t, b.store, params)
 }
 
 // setPaymentStatus moves a payment through the one transition path.

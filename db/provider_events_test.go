@@ -34,12 +34,7 @@ func (b *applyBundle) payment(gateway, ref string, amount int64) *db.Payment {
 	if ref != "" {
 		params.ProviderReference = &ref
 	}
-	var p *db.Payment
-	require.NoError(b.t, b.store.InTx(context.Background(), func(tx pgx.Tx) (err error) {
-		p, err = b.store.PaymentCreateTx(context.Background(), tx, params)
-		return err
-	}))
-	return p
+	return dbtest.Payment(b.t, b.store, params)
 }
 
 func (b *applyBundle) apply(in db.ProviderEventInput) *db.ProviderEventResult {

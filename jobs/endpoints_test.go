@@ -1,13 +1,8 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -182,13 +177,7 @@ func TestDeliveryFanOutByFilter(t *testing.T) {
 // rotation verifies with the new secret.
 func TestDeliveryRotationMidTrafficLosesNothing(t *testing.T) {
 	t.Parallel()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed")
-	}
-	if _, err := os.Stat(filepath.Join(swverifyDir, "node_modules", "standardwebhooks")); err != nil {
-		t.Skip("standardwebhooks is not installed: npm ci --prefix jobs/testdata/swverify")
-	}
+	node := swverifyNode(t)
 	b := setup(t)
 	// The merchant's live receiver: the old code until the grace period
 	// ends, then the new code. A rejection (401) would show as a second
@@ -239,7 +228,7 @@ func TestDeliveryRotationMidTrafficLosesNothing(t *testing.T) {
 	mu.Lock()
 	newCode = true
 	mu.Unlock()
-	_, err = b.pool.Exec(context.Background(), `UPDATE webhook_endpoints SET previous_secret_expires_at = now() WHERE merchant_id = $1`, m.ID)
+	_, err := b.pool.Exec(context.Background(), `UPDATE webhook_endpoints SET previous_secret_expires_at = now() WHERE merchant_id = $1`, m.ID)
 	require.NoError(t, err)
 	emitSome(10)
 	require.Eventually(t, func() bool {
@@ -270,16 +259,7 @@ func TestDeliveryRotationMidTrafficLosesNothing(t *testing.T) {
 	require.Zero(t, rejected)
 	require.Equal(t, 10, graceOver, "X-BoohPay-Signature moves to the new secret only when the grace period ends")
 	require.Len(t, cases, 20)
-	cmd := exec.Command(node, "verify.js")
-	cmd.Dir = swverifyDir
-	input, err := json.Marshal(cases)
-	require.NoError(t, err)
-	cmd.Stdin = bytes.NewReader(input)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	require.NoError(t, err)
-	var verified []any
-	require.NoError(t, json.Unmarshal(out, &verified), "%s", out)
+	verified := swverify(t, node, cases)
 	require.Equal(t, want, verified, "every delivery after the rotation verifies with the new secret")
 }
 

@@ -22,8 +22,10 @@ import (
 // them, or without node, the test skips.
 var swverifyDir = filepath.Join("testdata", "swverify")
 
-func TestDeliveryVerifiesWithStandardWebhooksPackage(t *testing.T) {
-	t.Parallel()
+// swverifyNode returns node's path, or skips t when node or the package is
+// missing.
+func swverifyNode(t *testing.T) string {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Skip("node is not installed")
@@ -31,6 +33,29 @@ func TestDeliveryVerifiesWithStandardWebhooksPackage(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(swverifyDir, "node_modules", "standardwebhooks")); err != nil {
 		t.Skip("standardwebhooks is not installed: npm ci --prefix jobs/testdata/swverify")
 	}
+	return node
+}
+
+// swverify runs verify.js on cases and returns what it says of each: the
+// payload it verified, or the verifier's error.
+func swverify(t *testing.T, node string, cases []swverifyCase) []any {
+	t.Helper()
+	cmd := exec.Command(node, "verify.js")
+	cmd.Dir = swverifyDir
+	input, err := json.Marshal(cases)
+	require.NoError(t, err)
+	cmd.Stdin = bytes.NewReader(input)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	var got []any
+	require.NoError(t, json.Unmarshal(out, &got), "%s", out)
+	return got
+}
+
+func TestDeliveryVerifiesWithStandardWebhooksPackage(t *testing.T) {
+	t.Parallel()
+	node := swverifyNode(t)
 	b := setup(t)
 	ctx := context.Background()
 	rc := newReceiver(t, nil)
@@ -38,7 +63,7 @@ func TestDeliveryVerifiesWithStandardWebhooksPackage(t *testing.T) {
 	rotated, oldSecret := b.merchant(rc.URL)
 	newSecret := b.rotate(rotated, 24*time.Hour)
 	plain, _ := b.merchant("")
-	_, err = b.pool.Exec(ctx, `UPDATE merchants SET webhook_url = $2, webhook_secret = 'secret-key' WHERE id = $1`, plain.ID, rc.URL)
+	_, err := b.pool.Exec(ctx, `UPDATE merchants SET webhook_url = $2, webhook_secret = 'secret-key' WHERE id = $1`, plain.ID, rc.URL)
 	require.NoError(t, err)
 
 	ids := map[string][]string{ // delivery id → the secrets that must verify it
@@ -61,16 +86,7 @@ func TestDeliveryVerifiesWithStandardWebhooksPackage(t *testing.T) {
 		cases = append(cases, newSwverifyCase("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", r))
 		want = append(want, "WebhookVerificationError: No matching signature found")
 	}
-	cmd := exec.Command(node, "verify.js")
-	cmd.Dir = swverifyDir
-	input, err := json.Marshal(cases)
-	require.NoError(t, err)
-	cmd.Stdin = bytes.NewReader(input)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	require.NoError(t, err)
-	var got []any
-	require.NoError(t, json.Unmarshal(out, &got), "%s", out)
+	got := swverify(t, node, cases)
 	require.Equal(t, want, got)
 	for id := range ids {
 		b.waitStatus(uuid.MustParse(id), db.DeliverySucceeded, 10*time.Second)

@@ -89,3 +89,33 @@ func RevokeAPIKey(t testing.TB, store *db.Store, key string) {
 		t.Fatalf("revoking an API key: %v", err)
 	}
 }
+
+// Payment creates a payment through the store's own create path, in its
+// own transaction.
+func Payment(t testing.TB, store *db.Store, params db.PaymentCreateParams) *db.Payment {
+	t.Helper()
+	var p *db.Payment
+	err := store.InTx(context.Background(), func(tx pgx.Tx) (err error) {
+		p, err = store.PaymentCreateTx(context.Background(), tx, params)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("creating payment: %v", err)
+	}
+	return p
+}
+
+// Payout creates a payout through the store's own create path, in its own
+// transaction.
+func Payout(t testing.TB, store *db.Store, params db.PayoutCreateParams) *db.Payout {
+	t.Helper()
+	var p *db.Payout
+	err := store.InTx(context.Background(), func(tx pgx.Tx) (err error) {
+		p, err = store.PayoutCreateTx(context.Background(), tx, params)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("creating payout: %v", err)
+	}
+	return p
+}

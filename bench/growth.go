@@ -3,177 +3,353 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/boohpay/boohpay/db"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
-// Growth mode (-growth N): before scenario 1 measures anything, its database
-// gets N delivered webhook_deliveries rows (and their events) and 3N
-// webhook_delivery_attempts rows, spread over the last 30 days, then VACUUM
-// ANALYZE, as a ledger months old would be. Compare a run with -growth N
-// against one without, back to back: throughput, and the sweep's plan.
+// Growth mode (-growth N): one database, grown once, gets N delivered
+// webhook_deliveries rows (and their N events) and 3N
+// webhook_delivery_attempts rows spread over the last 30 days, as a ledger
+// months old would hold. Scenario 1 then alternates its rounds between a
+// service on an empty database and a service on the grown one (the same
+// binary, the same merchants), scenario 2 measures commit→receipt on both,
+// and at the end the bench records the plans of the sweep and of the
+// merchant list queries at both sizes, and the retention of the oldest day
+// (growth.go's measureGrowth).
+
+// ledgerTables are the tables the fill writes.
+var ledgerTables = []string{"events", "webhook_deliveries", "webhook_delivery_attempts"}
 
 type growthResult struct {
-	Deliveries int     `json:"deliveries"`
-	Attempts   int     `json:"attempts"`
-	FillS      float64 `json:"fill_s"`
-	// SweepPlan is EXPLAIN (ANALYZE, BUFFERS) of the sweep's select after
-	// scenario 1, with the ledger full.
-	SweepPlan []string `json:"sweep_plan"`
-	SweepMS   float64  `json:"sweep_ms"`
-	// TableMiB is the ledger's size: deliveries, attempts, with indexes.
-	DeliveriesMiB float64 `json:"deliveries_mib"`
-	AttemptsMiB   float64 `json:"attempts_mib"`
-	// Retention of the oldest day (a thirtieth of the fill) by the
-	// service's own batched deletes (db.Store.LedgerPrune, 1 000 rows per
-	// statement), while nothing else runs.
-	RetentionDay retentionRun `json:"retention_day"`
+	Deliveries int       `json:"deliveries"`
+	Attempts   int       `json:"attempts"`
+	Events     int       `json:"events"`
+	Fill       fillRun   `json:"fill"`
+	Empty      *ledger   `json:"empty"` // scenario 1's empty database, at the end
+	Grown      *ledger   `json:"grown"`
+	Retention  *pruneRun `json:"retention_day,omitempty"`
 }
 
-type retentionRun struct {
+// fillRun is how the ledger was filled, and how long each step took.
+type fillRun struct {
+	S           float64 `json:"s"`
+	InsertS     float64 `json:"insert_s"`
+	IndexS      float64 `json:"index_s"`
+	VacuumS     float64 `json:"vacuum_analyze_s"`
+	CheckpointS float64 `json:"checkpoint_s"`
+	// Indexes are the secondary indexes dropped for the fill and recreated
+	// after it from their saved definitions.
+	Indexes []string `json:"indexes_rebuilt"`
+}
+
+// ledger is one database's ledger: its size and its plans.
+type ledger struct {
+	Deliveries int64      `json:"deliveries"`
+	Attempts   int64      `json:"attempts"`
+	Size       ledgerSize `json:"size"`
+	Plans      []plan     `json:"plans"`
+}
+
+type ledgerSize struct {
+	DeliveriesMiB float64 `json:"deliveries_mib"` // with indexes and TOAST
+	AttemptsMiB   float64 `json:"attempts_mib"`
+	EventsMiB     float64 `json:"events_mib"`
+}
+
+func (s ledgerSize) String() string {
+	return fmt.Sprintf("deliveries %.0f MiB, attempts %.0f MiB, events %.0f MiB", s.DeliveriesMiB, s.AttemptsMiB, s.EventsMiB)
+}
+
+// plan is EXPLAIN (ANALYZE, BUFFERS) of one statement the service runs.
+type plan struct {
+	Name string  `json:"name"`
+	SQL  string  `json:"sql"`
+	MS   float64 `json:"execution_ms"`
+	// Buffers is the top node's shared buffers hit + read: the pages the
+	// statement touched.
+	Buffers int64 `json:"buffers"`
+	// Scans are the plan's scan nodes ("Index Scan using x on t").
+	Scans     []string `json:"scans"`
+	IndexOnly bool     `json:"index_only"`
+	Lines     []string `json:"plan"`
+}
+
+// pruneRun is the retention of the grown ledger's oldest day.
+type pruneRun struct {
+	Before     string  `json:"before"` // rows older than this went
 	Attempts   int64   `json:"attempts"`
 	Deliveries int64   `json:"deliveries"`
 	S          float64 `json:"s"`
 	RowsPerS   float64 `json:"rows_per_s"`
-	// BatchMS is one DELETE statement's mean time: how long its row locks
-	// are held.
-	BatchMS float64 `json:"batch_ms"`
-	// The ledger's size after, and dead rows left for autovacuum: the
-	// space is reused by new rows, not returned to the disk.
-	DeliveriesMiBAfter float64 `json:"deliveries_mib_after"`
-	AttemptsMiBAfter   float64 `json:"attempts_mib_after"`
+	// Statements are the DELETEs run, with their mean and longest time:
+	// how long each held its row locks.
+	Statements      int     `json:"statements"`
+	StatementMeanMS float64 `json:"statement_mean_ms"`
+	StatementMaxMS  float64 `json:"statement_max_ms"`
+	// During is commit→receipt of payments created at 200/s through the
+	// API of a service on the grown database while the prune ran.
+	During latencyRun `json:"latency_during"`
+	// Sizes before, right after, after VACUUM, and after another day's
+	// worth of rows was inserted (normal inserts, every index in place).
+	SizeBefore    ledgerSize `json:"size_before"`
+	SizeAfter     ledgerSize `json:"size_after_prune"`
+	SizeVacuumed  ledgerSize `json:"size_after_vacuum"`
+	SizeRefilled  ledgerSize `json:"size_after_new_day"`
+	VacuumS       float64    `json:"vacuum_s"`
+	NewDayRows    int        `json:"new_day_deliveries"`
+	NewDayInsertS float64    `json:"new_day_insert_s"`
 }
 
-// grow fills the ledger of dbURL with n delivered deliveries spread over ms.
-func (b *bench) grow(ctx context.Context, dbURL string, ms []*merchant, n int) (*growthResult, error) {
-	conn, err := connect(ctx, dbURL)
+// grownLedger is the database growth mode fills once and every scenario reuses.
+type grownLedger struct {
+	url string
+	ms  []*merchant
+	eps []*endpoint
+}
+
+// grown makes (once) the grown database: throughputMerchants merchants,
+// like scenario 1's empty database, and the filled ledger.
+func (b *bench) grown(ctx context.Context, res *growthResult) (*grownLedger, error) {
+	if b.grownDB != nil {
+		return b.grownDB, nil
+	}
+	dbURL, err := b.pg.database(ctx, "grown")
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	ids := make([]string, len(ms))
-	for i, m := range ms {
-		ids[i] = m.ID.String()
-	}
-	// Ids ordered by time like the service's (UUIDv7: 48 bits of Unix
-	// milliseconds first), so the ledger's indexes grow as they do in
-	// production, at their right edge; oldest rows first.
-	if _, err := conn.Exec(ctx, `CREATE FUNCTION pg_temp.v7(at timestamptz) RETURNS uuid LANGUAGE sql AS
-		$$ SELECT (lpad(to_hex((extract(epoch FROM at) * 1000)::bigint), 12, '0') || substr(md5(random()::text), 1, 20))::uuid $$`); err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	const chunk = 500_000
-	for done := 0; done < n; done += chunk {
-		k := min(chunk, n-done)
-		b.logf("growth: filling rows %d to %d of %d", done, done+k, n)
-		// One event, one delivered delivery and three attempts per row,
-		// created_at spread evenly over 30 days.
-		if _, err := conn.Exec(ctx, `
-			WITH src AS (
-				SELECT pg_temp.v7(at) AS event_id, pg_temp.v7(at) AS id, merchant_id, at FROM (
-					SELECT ($1::uuid[])[1 + i % cardinality($1::uuid[])] AS merchant_id,
-						now() - interval '30 days' * (1 - i::float8 / $3) AS at
-					FROM generate_series($2::bigint, $2::bigint + $4 - 1) AS i) AS g),
-			ev AS (INSERT INTO events (id, merchant_id, type, payload, created_at)
-				SELECT event_id, merchant_id, 'payment.succeeded', '{"id":"growth","event":"payment.succeeded","data":{}}', at FROM src),
-			d AS (INSERT INTO webhook_deliveries (id, merchant_id, event_id, event_type, payload, status, attempts,
-					cycle_attempts, last_attempt_at, next_retry_at, http_status_code, delivered_at, endpoint_id, created_at, updated_at)
-				SELECT s.id, s.merchant_id, s.event_id, 'payment.succeeded', '{"id":"growth","event":"payment.succeeded","data":{}}',
-					'SUCCEEDED', 3, 3, s.at, NULL, 200, s.at,
-					(SELECT e.id FROM webhook_endpoints e WHERE e.merchant_id = s.merchant_id AND e.is_default), s.at, s.at
-				FROM src s
-				RETURNING id, created_at)
-			INSERT INTO webhook_delivery_attempts (delivery_id, attempt, status_code, duration_ms, error, response_body, created_at)
-			SELECT d.id, a, CASE WHEN a < 3 THEN 500 ELSE 200 END, 12,
-				CASE WHEN a < 3 THEN 'HTTP 500' END, 'ok', d.created_at
-			FROM d, generate_series(1, 3) AS a`, ids, done, n, k); err != nil {
-			return nil, fmt.Errorf("filling the ledger: %w", err)
-		}
-	}
-	for _, table := range []string{"events", "webhook_deliveries", "webhook_delivery_attempts"} {
-		if _, err := conn.Exec(ctx, "VACUUM ANALYZE "+table); err != nil {
+	g := &grownLedger{url: dbURL}
+	for i := range throughputMerchants {
+		name := fmt.Sprintf("throughput-%d", i)
+		ep := b.rcv.endpoint("grown-"+name, answerOK)
+		m, err := b.createMerchant(ctx, dbURL, name, ep.url)
+		if err != nil {
 			return nil, err
 		}
+		ep.setSecret(m.WebhookSecret)
+		g.ms, g.eps = append(g.ms, m), append(g.eps, ep)
 	}
-	// The fill's WAL would otherwise trigger a checkpoint during the
-	// measurement, and every page first touched after it costs a full-page
-	// image: a cost of the fill, not of the ledger's size.
-	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+	ids := make([]uuid.UUID, len(g.ms))
+	for i, m := range g.ms {
+		ids[i] = m.ID
+	}
+	n := b.opts.growth
+	res.Deliveries, res.Attempts, res.Events = n, 3*n, n
+	if res.Fill, err = fillLedger(ctx, dbURL, ids, n, fillChunk, b.logf); err != nil {
 		return nil, err
 	}
-	return &growthResult{Deliveries: n, Attempts: 3 * n, FillS: round(time.Since(start).Seconds(), 1)}, nil
+	b.logf("growth: %d deliveries, %d attempts, %d events in %.0f s (insert %.0f s, indexes %.0f s, vacuum analyze %.0f s, checkpoint %.0f s)",
+		n, 3*n, n, res.Fill.S, res.Fill.InsertS, res.Fill.IndexS, res.Fill.VacuumS, res.Fill.CheckpointS)
+	b.grownDB = g
+	return g, nil
 }
 
-// measureLedger adds the sweep's plan and the ledger's size to g.
-func (b *bench) measureLedger(ctx context.Context, dbURL string, g *growthResult) error {
+const (
+	fillChunk   = 250_000 // deliveries per INSERT statement (3× as many attempts)
+	fillWorkers = 2       // connections filling at once: the machine's cores
+	fillDays    = 30
+)
+
+// fillLedger fills the ledger of dbURL with n delivered deliveries spread
+// over the last 30 days, oldest first, their events and three attempts each,
+// the way a bulk load is done: the three tables' secondary indexes dropped
+// (their definitions saved), triggers and foreign key checks off
+// (session_replication_role = replica: the bench's Postgres is its own),
+// chunked INSERT … SELECT on fillWorkers connections; then the same indexes
+// rebuilt from the saved definitions with parallel workers and a large
+// maintenance_work_mem, VACUUM ANALYZE, and a CHECKPOINT (the fill's WAL
+// would otherwise set one off during the measurement, and every page first
+// touched after it costs a full-page image: a cost of the fill, not of the
+// ledger's size).
+func fillLedger(ctx context.Context, dbURL string, merchants []uuid.UUID, n, chunk int, logf func(string, ...any)) (fillRun, error) {
+	var run fillRun
+	start := time.Now()
 	conn, err := connect(ctx, dbURL)
 	if err != nil {
-		return err
+		return run, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	tx, err := conn.Begin(ctx)
+	before, err := ledgerIndexes(ctx, conn)
 	if err != nil {
-		return err
+		return run, err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read only
-	rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+db.DeliverySweepSQL, 50)
-	if err != nil {
-		return fmt.Errorf("explaining the sweep: %w", err)
-	}
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			return err
+	var endpoints []uuid.UUID
+	for _, m := range merchants {
+		var ep uuid.UUID
+		if err := conn.QueryRow(ctx, `SELECT id FROM webhook_endpoints WHERE merchant_id = $1 AND is_default AND deleted_at IS NULL`, m).
+			Scan(&ep); err != nil {
+			return run, fmt.Errorf("reading merchant %s's endpoint: %w", m, err)
 		}
-		g.SweepPlan = append(g.SweepPlan, line)
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Execution Time: "); ok {
-			_, _ = fmt.Sscanf(v, "%f ms", &g.SweepMS)
+		endpoints = append(endpoints, ep)
+	}
+	var dropped []index
+	for _, ix := range before {
+		if ix.constraint {
+			continue // primary keys stay: the fill appends at their right edge
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	var d, a int64
-	if err := tx.QueryRow(ctx, `SELECT pg_total_relation_size('webhook_deliveries'), pg_total_relation_size('webhook_delivery_attempts')`).
-		Scan(&d, &a); err != nil {
-		return err
-	}
-	g.DeliveriesMiB, g.AttemptsMiB = mib(d), mib(a)
-	if err := tx.Rollback(ctx); err != nil {
-		return err
+		if _, err := conn.Exec(ctx, "DROP INDEX "+pgx.Identifier{ix.name}.Sanitize()); err != nil {
+			return run, err
+		}
+		dropped = append(dropped, ix)
+		run.Indexes = append(run.Indexes, ix.name)
 	}
 
-	pool, err := db.Connect(ctx, dbURL)
+	t0 := time.Now()
+	chunks := make(chan func(context.Context, *pgx.Conn) error)
+	errs := make([]error, fillWorkers)
+	var wg sync.WaitGroup
+	for w := range fillWorkers {
+		wg.Go(func() {
+			c, err := connect(ctx, dbURL)
+			if err != nil {
+				errs[w] = err
+			} else {
+				defer c.Close(context.WithoutCancel(ctx))
+				_, errs[w] = c.Exec(ctx, `SET session_replication_role = replica; SET synchronous_commit = off`)
+			}
+			for chunk := range chunks {
+				if errs[w] == nil {
+					errs[w] = chunk(ctx, c)
+				}
+			}
+		})
+	}
+	now := time.Now()
+	for lo := 0; lo < n && ctx.Err() == nil; lo += chunk {
+		hi := min(lo+chunk, n)
+		if lo%(4*chunk) == 0 {
+			logf("growth: filling rows %d to %d of %d", lo, min(lo+4*chunk, n), n)
+		}
+		chunks <- func(ctx context.Context, c *pgx.Conn) error {
+			return insertLedgerRows(ctx, c, merchants, endpoints, now, n, lo, hi)
+		}
+	}
+	close(chunks)
+	wg.Wait()
+	if err := cmpErr(append(errs, ctx.Err())...); err != nil {
+		return run, fmt.Errorf("filling the ledger: %w", err)
+	}
+	run.InsertS = round(time.Since(t0).Seconds(), 1)
+
+	t0 = time.Now()
+	logf("growth: rebuilding %d indexes", len(dropped))
+	if _, err := conn.Exec(ctx, `SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 2`); err != nil {
+		return run, err
+	}
+	for _, ix := range dropped {
+		if _, err := conn.Exec(ctx, ix.def); err != nil {
+			return run, fmt.Errorf("rebuilding %s: %w", ix.name, err)
+		}
+	}
+	after, err := ledgerIndexes(ctx, conn)
 	if err != nil {
-		return err
+		return run, err
 	}
-	defer pool.Close()
-	store, err := db.NewStore(pool)
-	if err != nil {
-		return err
+	if !slices.Equal(before, after) {
+		return run, fmt.Errorf("the rebuilt indexes differ from the migrated ones:\nbefore: %v\nafter:  %v", before, after)
 	}
-	const batch = 1000
-	start := time.Now()
-	r, err := store.LedgerPrune(ctx, db.LedgerPruneParams{Before: time.Now().Add(-29 * 24 * time.Hour), Batch: batch,
-		Until: time.Now().Add(10 * time.Minute)})
-	if err != nil {
-		return fmt.Errorf("pruning a day: %w", err)
+	run.IndexS = round(time.Since(t0).Seconds(), 1)
+
+	t0 = time.Now()
+	logf("growth: VACUUM ANALYZE")
+	for _, table := range ledgerTables {
+		if _, err := conn.Exec(ctx, "VACUUM ANALYZE "+table); err != nil {
+			return run, err
+		}
 	}
-	took := time.Since(start)
-	rr := &g.RetentionDay
-	rr.Attempts, rr.Deliveries, rr.S = r.Attempts, r.Deliveries, round(took.Seconds(), 2)
-	if rows := r.Attempts + r.Deliveries; rows > 0 {
-		rr.RowsPerS = round(float64(rows)/took.Seconds(), 0)
-		batches := (r.Attempts+batch-1)/batch + (r.Deliveries+batch-1)/batch
-		rr.BatchMS = round(float64(took.Milliseconds())/float64(batches), 1)
+	run.VacuumS = round(time.Since(t0).Seconds(), 1)
+	t0 = time.Now()
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		return run, err
 	}
-	if err := conn.QueryRow(ctx, `SELECT pg_total_relation_size('webhook_deliveries'), pg_total_relation_size('webhook_delivery_attempts')`).
-		Scan(&d, &a); err != nil {
-		return err
+	run.CheckpointS = round(time.Since(t0).Seconds(), 1)
+	run.S = round(time.Since(start).Seconds(), 1)
+	return run, nil
+}
+
+// insertLedgerRows inserts rows lo..hi-1 of an n-row ledger ending at now:
+// for each, one event, one delivered delivery (to its merchant's default
+// endpoint) and three attempts (two HTTP 500s, then a 200), created_at
+// spread evenly over fillDays. Ids are ordered by time like the service's
+// (UUIDv7: 48 bits of Unix milliseconds first, then a version nibble; here
+// the row number after it, so ids are unique without randomness), so the
+// indexes grow at their right edge as in production.
+func insertLedgerRows(ctx context.Context, c *pgx.Conn, merchants, endpoints []uuid.UUID, now time.Time, n, lo, hi int) error {
+	const rows = `WITH g AS (
+			SELECT i, $1::timestamptz - ($2::float8 * (1 - i::float8 / $3::bigint)) * interval '1 second' AS at,
+				1 + i % cardinality($6::uuid[]) AS m
+			FROM generate_series($4::bigint, $5::bigint - 1) AS i),
+		r AS (
+			SELECT i, at, ($6::uuid[])[m] AS merchant_id, ($7::uuid[])[m] AS endpoint_id,
+				(lpad(to_hex((extract(epoch FROM at) * 1000)::bigint), 12, '0') || '7000' || '8' || lpad(to_hex(i), 15, '0'))::uuid AS event_id,
+				(lpad(to_hex((extract(epoch FROM at) * 1000)::bigint), 12, '0') || '7001' || '8' || lpad(to_hex(i), 15, '0'))::uuid AS id
+			FROM g)`
+	const payload = `'{"id":"growth","event":"payment.succeeded","data":{}}'`
+	args := []any{now, float64(fillDays * 24 * 3600), n, lo, hi, merchants, endpoints}
+	for _, q := range []string{
+		`INSERT INTO events (id, merchant_id, type, payload, created_at)
+			SELECT event_id, merchant_id, 'payment.succeeded', ` + payload + `, at FROM r`,
+		`INSERT INTO webhook_deliveries (id, merchant_id, event_id, event_type, payload, status, attempts,
+				cycle_attempts, last_attempt_at, next_retry_at, http_status_code, delivered_at, endpoint_id, created_at, updated_at)
+			SELECT id, merchant_id, event_id, 'payment.succeeded', ` + payload + `,
+				'SUCCEEDED', 3, 3, at, NULL, 200, at, endpoint_id, at, at
+			FROM r`,
+		`INSERT INTO webhook_delivery_attempts (delivery_id, attempt, status_code, duration_ms, error, response_body, created_at)
+			SELECT r.id, a, CASE WHEN a < 3 THEN 500 ELSE 200 END, 12, CASE WHEN a < 3 THEN 'HTTP 500' END, 'ok', r.at
+			FROM r CROSS JOIN LATERAL generate_series(1, 3) AS a`,
+	} {
+		if _, err := c.Exec(ctx, rows+q, args...); err != nil {
+			return fmt.Errorf("rows %d to %d: %w", lo, hi, err)
+		}
 	}
-	rr.DeliveriesMiBAfter, rr.AttemptsMiBAfter = mib(d), mib(a)
 	return nil
+}
+
+// index is one index of the ledger tables, as pg_indexes defines it.
+type index struct {
+	name, def  string
+	constraint bool // backs a primary key or unique constraint
+}
+
+// ledgerIndexes lists the ledger tables' indexes by name.
+func ledgerIndexes(ctx context.Context, conn *pgx.Conn) ([]index, error) {
+	rows, err := conn.Query(ctx, `SELECT i.indexname, i.indexdef,
+			EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = format('%I.%I', i.schemaname, i.indexname)::regclass)
+		FROM pg_indexes i WHERE i.schemaname = current_schema() AND i.tablename = ANY($1) ORDER BY i.indexname`, ledgerTables)
+	if err != nil {
+		return nil, fmt.Errorf("listing the ledger's indexes: %w", err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (index, error) {
+		var ix index
+		err := row.Scan(&ix.name, &ix.def, &ix.constraint)
+		return ix, err
+	})
+}
+
+// sizeOf reads the ledger tables' sizes, indexes and TOAST included.
+func sizeOf(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (ledgerSize, error) {
+	var d, a, e int64
+	err := q.QueryRow(ctx, `SELECT pg_total_relation_size('webhook_deliveries'), pg_total_relation_size('webhook_delivery_attempts'),
+		pg_total_relation_size('events')`).Scan(&d, &a, &e)
+	return ledgerSize{DeliveriesMiB: mib(d), AttemptsMiB: mib(a), EventsMiB: mib(e)}, err
+}
+
+// scanNodes picks the scan nodes out of a plan's lines; indexOnly is
+// whether every one of them is an index-only scan.
+func scanNodes(lines []string) (scans []string, indexOnly bool) {
+	indexOnly = true
+	for _, l := range lines {
+		l = strings.TrimLeft(strings.TrimSpace(l), "-> ")
+		if name, _, ok := strings.Cut(l, "  ("); ok && strings.Contains(name, "Scan") {
+			scans = append(scans, name)
+			indexOnly = indexOnly && strings.HasPrefix(name, "Index Only Scan")
+		}
+	}
+	return scans, indexOnly && len(scans) > 0
 }

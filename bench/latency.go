@@ -25,8 +25,10 @@ const (
 type latencyResult struct {
 	Rate      float64    `json:"events_per_second"`
 	DurationS float64    `json:"duration_s"`
-	Service   latencyRun `json:"service"`
-	Baseline  latencyRun `json:"river_noop"`
+	Service   latencyRun `json:"service"` // on an empty ledger
+	// Grown is the same on the grown ledger (growth mode).
+	Grown    *latencyRun `json:"grown,omitempty"`
+	Baseline latencyRun  `json:"river_noop"`
 }
 
 type latencyRun struct {
@@ -82,40 +84,20 @@ func (b *bench) latency(ctx context.Context) (*latencyResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	ep := b.rcv.endpoint("latency", answerOK)
-	m, err := b.createMerchant(ctx, dbURL, "latency", ep.url)
-	if err != nil {
+	if res.Service, err = b.serviceLatency(ctx, "latency", dbURL, n); err != nil {
 		return nil, err
 	}
-	ep.setSecret(m.WebhookSecret)
-	svc, err := b.startService(ctx, "latency", dbURL, "all")
-	if err != nil {
-		return nil, err
+	if b.growth != nil {
+		g, err := b.grown(ctx, b.growth)
+		if err != nil {
+			return nil, err
+		}
+		grown, err := b.serviceLatency(ctx, "latency-grown", g.url, n, growthServiceEnv...)
+		if err != nil {
+			return nil, err
+		}
+		res.Grown = &grown
 	}
-	defer svc.stop()
-	clients := []*apiClient{newAPIClient(svc.base, m.APIKey)}
-	b.createAtRate(ctx, clients, nil, latencyRate, int(latencyRate*warmup.Seconds()))
-	c0 := b.cpu.snapshot(svc.pid())
-	load := b.createAtRate(ctx, clients, nil, latencyRate, n)
-	res.Service, err = b.deliveryLatencies(ctx, ep, load.committed[0], 30*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	res.Service.CPU = c0.use(b.cpu.snapshot(svc.pid()))
-	res.Service.MaxLagMS, res.Service.Errors = ms(load.maxLag), load.errors
-	creates := summarize(load.durations, 0)
-	res.Service.Create = &creates
-	if load.errors > 0 {
-		return nil, fmt.Errorf("%d creates failed (the first is logged above)", load.errors)
-	}
-	rss, err := svc.finish()
-	if err != nil {
-		return nil, err
-	}
-	res.Service.PeakRSSMiB = mib(rss)
-	b.noteRSS("latency", res.Service.PeakRSSMiB)
-	b.logf("latency: service p50 %.1f p90 %.1f p99 %.1f max %.1f ms (%s); POST /v1/payments p50 %.1f p99 %.1f max %.1f ms",
-		res.Service.P50, res.Service.P90, res.Service.P99, res.Service.Max, res.Service.CPU, creates.P50, creates.P99, creates.Max)
 
 	res.Baseline, err = b.riverLatency(ctx, n)
 	if err != nil {
@@ -124,6 +106,47 @@ func (b *bench) latency(ctx context.Context) (*latencyResult, error) {
 	b.logf("latency: River no-op p50 %.1f p90 %.1f p99 %.1f max %.1f ms (%s)",
 		res.Baseline.P50, res.Baseline.P90, res.Baseline.P99, res.Baseline.Max, res.Baseline.CPU)
 	return res, nil
+}
+
+// serviceLatency measures commit→receipt of n payments created at
+// latencyRate through the API of a service on dbURL, for a new merchant.
+func (b *bench) serviceLatency(ctx context.Context, name, dbURL string, n int, env ...string) (latencyRun, error) {
+	var run latencyRun
+	ep := b.rcv.endpoint(name, answerOK)
+	m, err := b.createMerchant(ctx, dbURL, name, ep.url)
+	if err != nil {
+		return run, err
+	}
+	ep.setSecret(m.WebhookSecret)
+	svc, err := b.startService(ctx, name, dbURL, "all", env...)
+	if err != nil {
+		return run, err
+	}
+	defer svc.stop()
+	clients := []*apiClient{newAPIClient(svc.base, m.APIKey)}
+	b.createAtRate(ctx, clients, nil, latencyRate, int(latencyRate*warmup.Seconds()))
+	c0 := b.cpu.snapshot(svc.pid())
+	load := b.createAtRate(ctx, clients, nil, latencyRate, n)
+	run, err = b.deliveryLatencies(ctx, ep, load.committed[0], 30*time.Second)
+	if err != nil {
+		return run, err
+	}
+	run.CPU = c0.use(b.cpu.snapshot(svc.pid()))
+	run.MaxLagMS, run.Errors = ms(load.maxLag), load.errors
+	creates := summarize(load.durations, 0)
+	run.Create = &creates
+	if load.errors > 0 {
+		return run, fmt.Errorf("%d creates failed (the first is logged above)", load.errors)
+	}
+	rss, err := svc.finish()
+	if err != nil {
+		return run, err
+	}
+	run.PeakRSSMiB = mib(rss)
+	b.noteRSS(name, run.PeakRSSMiB)
+	b.logf("latency (%s): service p50 %.1f p90 %.1f p99 %.1f max %.1f ms (%s); POST /v1/payments p50 %.1f p99 %.1f max %.1f ms",
+		name, run.P50, run.P90, run.P99, run.Max, run.CPU, creates.P50, creates.P99, creates.Max)
+	return run, nil
 }
 
 // load is what createAtRate did: per client, each payment's commit time by id.
@@ -137,13 +160,19 @@ type load struct {
 // createAtRate creates n payments through the API at rate, the i-th as
 // clients[pick(i)] (nil pick: clients[0]).
 func (b *bench) createAtRate(ctx context.Context, clients []*apiClient, pick func(i int) int, rate float64, n int) *load {
+	return b.createAtRateUntil(ctx, ctx, clients, pick, rate, n)
+}
+
+// createAtRateUntil is createAtRate that stops starting creates when until
+// is done; the creates under way finish with ctx.
+func (b *bench) createAtRateUntil(ctx, until context.Context, clients []*apiClient, pick func(i int) int, rate float64, n int) *load {
 	l := &load{committed: make([]map[string]time.Time, len(clients))}
 	for i := range clients {
 		l.committed[i] = make(map[string]time.Time, n/len(clients)+1)
 	}
 	var mu sync.Mutex
 	var errs atomic.Int64
-	l.maxLag = pace(ctx, n, rate, latencySenders, func(ctx context.Context, i int) {
+	l.maxLag = pace(until, n, rate, latencySenders, func(_ context.Context, i int) {
 		k := 0
 		if pick != nil {
 			k = pick(i)

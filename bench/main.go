@@ -77,6 +77,12 @@ type bench struct {
 
 	mu  sync.Mutex
 	rss map[string]float64
+
+	// Growth mode: what it measured, the grown database every scenario
+	// reuses, and scenario 1's empty one.
+	growth  *growthResult
+	grownDB *grownLedger
+	emptyDB *grownLedger
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
@@ -90,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	fs.StringVar(&o.chart, "chart", "docs/benchmarks.svg", "where to write the chart")
 	fs.IntVar(&o.poolMaxConns, "pool-max-conns", 0, "pool_max_conns for the service and the baselines (0: db.Connect's default, 20)")
 	fs.StringVar(&o.only, "only", "", "run only these scenarios (comma-separated: "+strings.Join(scenarios, ",")+"); results go to a temporary file unless -out is given")
-	fs.IntVar(&o.growth, "growth", 0, "fill scenario 1's ledger with this many delivered deliveries (3 attempts each, 30 days) before measuring")
+	fs.IntVar(&o.growth, "growth", 0, "growth mode: scenarios 1 and 2 also run on a ledger of this many delivered deliveries (3 attempts each, 30 days), then the ledger's plans and a day's retention are measured")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the service logs even when the run succeeds")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -117,6 +123,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 
 	b := &bench{opts: o, started: time.Now(), stderr: stderr, rss: map[string]float64{}}
+	if o.growth > 0 {
+		b.growth = &growthResult{}
+	}
 	if b.repo, err = os.Getwd(); err != nil {
 		return err
 	}
@@ -141,6 +150,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if o.quick {
 		res.Command = "make bench QUICK=1"
 	}
+	res.Growth = b.growth
 
 	b.logf("starting postgres (scripts/pg.sh start bench %d)", o.port)
 	if b.pg, err = startCluster(ctx, b.repo, o.port, o.poolMaxConns); err != nil {
@@ -194,6 +204,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		if err != nil {
 			b.logf("scenario %s failed: %v", name, err)
 			res.Errors[name] = err.Error()
+		}
+	}
+	if b.growth != nil && ctx.Err() == nil {
+		b.logf("growth: the ledger's plans and a day's retention")
+		if err := b.measureGrowth(ctx); err != nil {
+			b.logf("growth failed: %v", err)
+			res.Errors["growth"] = err.Error()
 		}
 	}
 	if ctx.Err() != nil {

@@ -26,6 +26,7 @@ type results struct {
 	API         *apiResult        `json:"api_throughput,omitempty"`
 	Retry       *retryResult      `json:"retry_precision,omitempty"`
 	Noisy       *noisyResult      `json:"noisy_neighbour,omitempty"`
+	Growth      *growthResult     `json:"growth,omitempty"` // -growth N
 	Resources   *resources        `json:"resources,omitempty"`
 	Goals       []goal            `json:"goals"`
 	Errors      map[string]string `json:"errors,omitempty"`

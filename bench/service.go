@@ -52,14 +52,14 @@ var listeningRE = regexp.MustCompile(`msg=listening addr=(127\.0\.0\.1:[0-9]+)`)
 // it from the log: a port chosen by the bench and bound later by the service
 // could be taken meanwhile by another program on this shared machine, which
 // would then answer for it.
-func (b *bench) startService(ctx context.Context, name, dbURL, role string) (*service, error) {
+func (b *bench) startService(ctx context.Context, name, dbURL, role string, env ...string) (*service, error) {
 	logPath := filepath.Join(b.logDir, name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(b.bin, "serve")
-	cmd.Env = serviceEnv(dbURL, "HTTP_ADDR=127.0.0.1:0", "ROLE="+role, "LOG_FORMAT=text")
+	cmd.Env = serviceEnv(dbURL, append([]string{"HTTP_ADDR=127.0.0.1:0", "ROLE=" + role, "LOG_FORMAT=text"}, env...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// If the bench dies, so does the service.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

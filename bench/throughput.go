@@ -25,15 +25,18 @@ type throughputResult struct {
 	Events    int           `json:"events"` // per side, over every round
 	Rounds    int           `json:"rounds"`
 	Merchants int           `json:"merchants"`
-	Service   throughputRun `json:"service"`
+	Service   throughputRun `json:"service"` // on an empty ledger
 	Baseline  throughputRun `json:"bare_river"`
 	Ratio     float64       `json:"ratio"` // service / bare River
 	// PostBaseline is River + one signed POST per job to the same receiver,
 	// no ledger: the floor the goal is measured against.
 	PostBaseline throughputRun `json:"river_post"`
 	PostRatio    float64       `json:"post_ratio"` // service / River + POST
-	// Growth is set in growth mode (-growth N): the ledger held N rows.
-	Growth *growthResult `json:"growth,omitempty"`
+	// Grown is the same service on the grown ledger (growth mode), its
+	// rounds alternating with Service's: GrownRatio is grown / empty.
+	Grown          *throughputRun `json:"grown,omitempty"`
+	GrownRatio     float64        `json:"grown_ratio,omitempty"`
+	GrownPostRatio float64        `json:"grown_post_ratio,omitempty"` // grown / River + POST
 }
 
 type throughputRun struct {
@@ -68,33 +71,35 @@ func (b *bench) throughput(ctx context.Context) (*throughputResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	ms := make([]*merchant, throughputMerchants)
-	eps := make([]*endpoint, throughputMerchants)
-	for i := range ms {
+	empty := &deliverySide{name: "throughput", url: dbURL, run: &res.Service}
+	for i := range throughputMerchants {
 		name := fmt.Sprintf("throughput-%d", i)
-		eps[i] = b.rcv.endpoint(name, answerOK)
-		if ms[i], err = b.createMerchant(ctx, dbURL, name, eps[i].url); err != nil {
+		ep := b.rcv.endpoint(name, answerOK)
+		m, err := b.createMerchant(ctx, dbURL, name, ep.url)
+		if err != nil {
 			return nil, err
 		}
-		eps[i].setSecret(ms[i].WebhookSecret)
+		ep.setSecret(m.WebhookSecret)
+		empty.ms, empty.eps = append(empty.ms, m), append(empty.eps, ep)
 	}
-	if b.opts.growth > 0 {
-		if res.Growth, err = b.grow(ctx, dbURL, ms, b.opts.growth); err != nil {
+	b.emptyDB = &grownLedger{url: dbURL, ms: empty.ms, eps: empty.eps}
+	sides := []*deliverySide{empty}
+	var env []string
+	if b.growth != nil {
+		g, err := b.grown(ctx, b.growth)
+		if err != nil {
 			return nil, err
 		}
-		b.logf("growth: %d deliveries and %d attempts in %.0f s", res.Growth.Deliveries, res.Growth.Attempts, res.Growth.FillS)
+		res.Grown = &throughputRun{}
+		sides = append(sides, &deliverySide{name: "throughput-grown", url: g.url, ms: g.ms, eps: g.eps, run: res.Grown})
+		env = growthServiceEnv
 	}
-	received := func() (n int) {
-		for _, ep := range eps {
-			n += ep.count()
+	for _, s := range sides {
+		if s.svc, err = b.startService(ctx, s.name, s.url, "all", env...); err != nil {
+			return nil, err
 		}
-		return n
+		defer s.svc.stop()
 	}
-	svc, err := b.startService(ctx, "throughput", dbURL, "all")
-	if err != nil {
-		return nil, err
-	}
-	defer svc.stop()
 
 	riverURL, err := b.pg.database(ctx, "throughput_river")
 	if err != nil {
@@ -118,59 +123,22 @@ func (b *bench) throughput(ctx context.Context) (*throughputResult, error) {
 	}
 	defer r.stop()
 
-	var svcCPU, riverCPU, postCPU cpuAccum
-	var allocs, bytes float64
+	var riverCPU, postCPU cpuAccum
 	for round := range rounds {
-		b.logf("throughput: round %d of %d: %d deliveries, %d no-op jobs, %d signed POSTs", round+1, rounds, batch, batch, batch)
-		// Before the batch takes its ids: a job committed meanwhile (a
-		// periodic one) may take a higher id than the batch's.
-		after, err := maxJobID(ctx, dbURL)
-		if err != nil {
-			return nil, err
+		b.logf("throughput: round %d of %d: %d deliveries (per ledger), %d no-op jobs, %d signed POSTs", round+1, rounds, batch, batch, batch)
+		// With two ledgers, each goes first every other round.
+		for k := range sides {
+			if err := b.deliverRound(ctx, sides[(k+round)%len(sides)], batch); err != nil {
+				return nil, err
+			}
 		}
-		q, err := prequeue(ctx, dbURL, ms, batch)
-		if err != nil {
-			return nil, err
-		}
-		m0, err := svc.scrape(ctx)
-		if err == nil {
-			_, err = svc.scrape(ctx) // measures a scrape's own allocations
-		}
-		m1, err2 := svc.scrape(ctx)
-		if err != nil || err2 != nil {
-			q.close()
-			return nil, fmt.Errorf("scraping the service: %w", cmpErr(err, err2))
-		}
-		want := received() + batch
-		c0 := b.cpu.snapshot(svc.pid())
-		err = q.commit(ctx)
-		q.close()
-		if err != nil {
-			return nil, err
-		}
-		if err := b.waitJobsDone(ctx, dbURL, "webhook_delivery", after, batch, func() bool { return received() >= want }); err != nil {
-			return nil, fmt.Errorf("delivering: %w", err)
-		}
-		svcCPU.add(c0, b.cpu.snapshot(svc.pid()))
-		m2, err := svc.scrape(ctx)
-		if err != nil {
-			return nil, err
-		}
-		scrape := (m1["go_memstats_mallocs_total"] - m0["go_memstats_mallocs_total"]) / 2
-		scrapeBytes := (m1["go_memstats_alloc_bytes_total"] - m0["go_memstats_alloc_bytes_total"]) / 2
-		allocs += m2["go_memstats_mallocs_total"] - m1["go_memstats_mallocs_total"] - scrape
-		bytes += m2["go_memstats_alloc_bytes_total"] - m1["go_memstats_alloc_bytes_total"] - scrapeBytes
-		w, err := jobWindow(ctx, dbURL, "webhook_delivery", after)
-		if err != nil {
-			return nil, err
-		}
-		res.Service.WindowS += w
 
 		// The same number of no-op jobs, then of signed POSTs, each queued
 		// the same way (one commit).
-		want = int(worked.Load()) + batch
-		if w, err = b.riverPhase(ctx, r, riverURL, batch, &riverCPU, func(j int) river.JobArgs { return noopArgs{Seq: j} },
-			func() bool { return int(worked.Load()) >= want }); err != nil {
+		want := int(worked.Load()) + batch
+		w, err := b.riverPhase(ctx, r, riverURL, batch, &riverCPU, func(j int) river.JobArgs { return noopArgs{Seq: j} },
+			func() bool { return int(worked.Load()) >= want })
+		if err != nil {
 			return nil, fmt.Errorf("working no-op jobs: %w", err)
 		}
 		res.Baseline.WindowS += w
@@ -187,37 +155,108 @@ func (b *bench) throughput(ctx context.Context) (*throughputResult, error) {
 		}
 	}
 	n := res.Events
-	for _, run := range []*throughputRun{&res.Service, &res.Baseline, &res.PostBaseline} {
+	for _, run := range []*throughputRun{&res.Baseline, &res.PostBaseline} {
 		run.WindowS = round(run.WindowS, 3)
 		run.PerSecond = round(float64(n)/run.WindowS, 0)
 	}
-	res.Service.CPU, res.Service.CPUPerJob = svcCPU.use(), svcCPU.perJob(n)
+	for _, s := range sides {
+		s.run.WindowS = round(s.run.WindowS, 3)
+		s.run.PerSecond = round(float64(n)/s.run.WindowS, 0)
+		s.run.CPU, s.run.CPUPerJob = s.cpu.use(), s.cpu.perJob(n)
+		s.run.AllocsPerDelivery = round(s.allocs/float64(n), 0)
+		s.run.BytesPerDelivery = round(s.bytes/float64(n), 0)
+		rss, err := s.svc.finish()
+		if err != nil {
+			return nil, err
+		}
+		s.run.PeakRSSMiB = mib(rss)
+		b.noteRSS(s.name, s.run.PeakRSSMiB)
+	}
 	res.Baseline.CPU, res.Baseline.CPUPerJob = riverCPU.use(), riverCPU.perJob(n)
-	res.Service.AllocsPerDelivery = round(allocs/float64(n), 0)
-	res.Service.BytesPerDelivery = round(bytes/float64(n), 0)
 	res.PostBaseline.CPU, res.PostBaseline.CPUPerJob = postCPU.use(), postCPU.perJob(n)
 	res.Ratio = round(res.Service.PerSecond/res.Baseline.PerSecond, 3)
 	res.PostRatio = round(res.Service.PerSecond/res.PostBaseline.PerSecond, 3)
-	if res.Growth != nil {
-		if err := b.measureLedger(ctx, dbURL, res.Growth); err != nil {
-			return nil, err
-		}
-		g := res.Growth
-		b.logf("growth: sweep select %.2f ms; ledger %.0f MiB deliveries, %.0f MiB attempts; retention of a day: %d attempts + %d deliveries in %.1f s (%.1f ms per 1 000-row DELETE), after: %.0f / %.0f MiB",
-			g.SweepMS, g.DeliveriesMiB, g.AttemptsMiB, g.RetentionDay.Attempts, g.RetentionDay.Deliveries, g.RetentionDay.S,
-			g.RetentionDay.BatchMS, g.RetentionDay.DeliveriesMiBAfter, g.RetentionDay.AttemptsMiBAfter)
-	}
-	rss, err := svc.finish()
-	if err != nil {
-		return nil, err
-	}
-	res.Service.PeakRSSMiB = mib(rss)
-	b.noteRSS("throughput", res.Service.PeakRSSMiB)
 	b.logf("throughput: service %.0f deliveries/s (%s; per delivery %s)", res.Service.PerSecond, res.Service.CPU, res.Service.CPUPerJob)
+	if g := res.Grown; g != nil {
+		res.GrownRatio = round(g.PerSecond/res.Service.PerSecond, 3)
+		res.GrownPostRatio = round(g.PerSecond/res.PostBaseline.PerSecond, 3)
+		b.logf("throughput: service on the grown ledger %.0f deliveries/s (%s; per delivery %s): %.2f× the empty ledger's",
+			g.PerSecond, g.CPU, g.CPUPerJob, res.GrownRatio)
+	}
 	b.logf("throughput: bare River %.0f jobs/s (%s; per job %s)", res.Baseline.PerSecond, res.Baseline.CPU, res.Baseline.CPUPerJob)
 	b.logf("throughput: River + signed POST %.0f jobs/s (%s; per job %s); service / that %.2f",
 		res.PostBaseline.PerSecond, res.PostBaseline.CPU, res.PostBaseline.CPUPerJob, res.PostRatio)
 	return res, nil
+}
+
+// deliverySide is one service of scenario 1, on its own database: the
+// empty ledger's, or in growth mode the grown one's.
+type deliverySide struct {
+	name          string
+	url           string
+	ms            []*merchant
+	eps           []*endpoint
+	svc           *service
+	run           *throughputRun
+	cpu           cpuAccum
+	allocs, bytes float64
+}
+
+func (s *deliverySide) received() (n int) {
+	for _, ep := range s.eps {
+		n += ep.count()
+	}
+	return n
+}
+
+// deliverRound queues batch payments on s's database in one commit, waits
+// until the receiver has every delivery and River has completed every job,
+// and adds the round's window, CPU and allocations to s.
+func (b *bench) deliverRound(ctx context.Context, s *deliverySide, batch int) error {
+	// Before the batch takes its ids: a job committed meanwhile (a
+	// periodic one) may take a higher id than the batch's.
+	after, err := maxJobID(ctx, s.url)
+	if err != nil {
+		return err
+	}
+	q, err := prequeue(ctx, s.url, s.ms, batch)
+	if err != nil {
+		return err
+	}
+	m0, err := s.svc.scrape(ctx)
+	if err == nil {
+		_, err = s.svc.scrape(ctx) // measures a scrape's own allocations
+	}
+	m1, err2 := s.svc.scrape(ctx)
+	if err != nil || err2 != nil {
+		q.close()
+		return fmt.Errorf("scraping the service: %w", cmpErr(err, err2))
+	}
+	want := s.received() + batch
+	c0 := b.cpu.snapshot(s.svc.pid())
+	err = q.commit(ctx)
+	q.close()
+	if err != nil {
+		return err
+	}
+	if err := b.waitJobsDone(ctx, s.url, "webhook_delivery", after, batch, func() bool { return s.received() >= want }); err != nil {
+		return fmt.Errorf("delivering (%s): %w", s.name, err)
+	}
+	s.cpu.add(c0, b.cpu.snapshot(s.svc.pid()))
+	m2, err := s.svc.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	scrape := (m1["go_memstats_mallocs_total"] - m0["go_memstats_mallocs_total"]) / 2
+	scrapeBytes := (m1["go_memstats_alloc_bytes_total"] - m0["go_memstats_alloc_bytes_total"]) / 2
+	s.allocs += m2["go_memstats_mallocs_total"] - m1["go_memstats_mallocs_total"] - scrape
+	s.bytes += m2["go_memstats_alloc_bytes_total"] - m1["go_memstats_alloc_bytes_total"] - scrapeBytes
+	w, err := jobWindow(ctx, s.url, "webhook_delivery", after)
+	if err != nil {
+		return err
+	}
+	s.run.WindowS += w
+	return nil
 }
 
 // riverPhase queues n jobs made by args in one commit on the baselines'

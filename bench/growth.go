@@ -59,10 +59,15 @@ type ledgerSize struct {
 	DeliveriesMiB float64 `json:"deliveries_mib"` // with indexes and TOAST
 	AttemptsMiB   float64 `json:"attempts_mib"`
 	EventsMiB     float64 `json:"events_mib"`
+	// The tables alone (heap, TOAST, free space and visibility maps); the
+	// rest is indexes.
+	DeliveriesTableMiB float64 `json:"deliveries_table_mib"`
+	AttemptsTableMiB   float64 `json:"attempts_table_mib"`
 }
 
 func (s ledgerSize) String() string {
-	return fmt.Sprintf("deliveries %.0f MiB, attempts %.0f MiB, events %.0f MiB", s.DeliveriesMiB, s.AttemptsMiB, s.EventsMiB)
+	return fmt.Sprintf("deliveries %.0f MiB (table %.0f), attempts %.0f MiB (table %.0f), events %.0f MiB",
+		s.DeliveriesMiB, s.DeliveriesTableMiB, s.AttemptsMiB, s.AttemptsTableMiB, s.EventsMiB)
 }
 
 // plan is EXPLAIN (ANALYZE, BUFFERS) of one statement the service runs.
@@ -274,14 +279,17 @@ func fillLedger(ctx context.Context, dbURL string, merchants []uuid.UUID, n, chu
 // insertLedgerRows inserts rows lo..hi-1 of an n-row ledger ending at now:
 // for each, one event, one delivered delivery (to its merchant's default
 // endpoint) and three attempts (two HTTP 500s, then a 200), created_at
-// spread evenly over fillDays. Ids are ordered by time like the service's
+// spread evenly over fillDays, merchants taking turns; the last merchant
+// (given at least two) gets no row in the newer half. Ids are ordered by time like the service's
 // (UUIDv7: 48 bits of Unix milliseconds first, then a version nibble; here
 // the row number after it, so ids are unique without randomness), so the
 // indexes grow at their right edge as in production.
 func insertLedgerRows(ctx context.Context, c *pgx.Conn, merchants, endpoints []uuid.UUID, now time.Time, n, lo, hi int) error {
 	const rows = `WITH g AS (
 			SELECT i, $1::timestamptz - ($2::float8 * (1 - i::float8 / $3::bigint)) * interval '1 second' AS at,
-				1 + i % cardinality($6::uuid[]) AS m
+				-- The last merchant stopped halfway through (a merchant who
+				-- left): its list is the list plans' worst case.
+				1 + i % (cardinality($6::uuid[]) - CASE WHEN i >= $3::bigint / 2 AND cardinality($6::uuid[]) > 1 THEN 1 ELSE 0 END) AS m
 			FROM generate_series($4::bigint, $5::bigint - 1) AS i),
 		r AS (
 			SELECT i, at, ($6::uuid[])[m] AS merchant_id, ($7::uuid[])[m] AS endpoint_id,
@@ -334,10 +342,11 @@ func ledgerIndexes(ctx context.Context, conn *pgx.Conn) ([]index, error) {
 func sizeOf(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }) (ledgerSize, error) {
-	var d, a, e int64
+	var d, a, e, dt, at int64
 	err := q.QueryRow(ctx, `SELECT pg_total_relation_size('webhook_deliveries'), pg_total_relation_size('webhook_delivery_attempts'),
-		pg_total_relation_size('events')`).Scan(&d, &a, &e)
-	return ledgerSize{DeliveriesMiB: mib(d), AttemptsMiB: mib(a), EventsMiB: mib(e)}, err
+		pg_total_relation_size('events'), pg_table_size('webhook_deliveries'), pg_table_size('webhook_delivery_attempts')`).
+		Scan(&d, &a, &e, &dt, &at)
+	return ledgerSize{DeliveriesMiB: mib(d), AttemptsMiB: mib(a), EventsMiB: mib(e), DeliveriesTableMiB: mib(dt), AttemptsTableMiB: mib(at)}, err
 }
 
 // scanNodes picks the scan nodes out of a plan's lines; indexOnly is

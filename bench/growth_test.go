@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -76,9 +77,15 @@ func TestFillLedgerKeepsTheSchema(t *testing.T) {
 		{"deliveries whose id order is not their time order", `SELECT count(*) FROM (
 			SELECT created_at < lag(created_at) OVER (ORDER BY id) AS back FROM webhook_deliveries) s WHERE back`, 0},
 		{"days of the 30 holding no delivery", `SELECT greatest(0, 30 - count(DISTINCT date_trunc('day', now() - created_at))) FROM webhook_deliveries`, 0},
+		{"deliveries of the last merchant in the newer half", `SELECT count(*) FROM webhook_deliveries
+			WHERE merchant_id = $1 AND created_at > now() - interval '15 days' + interval '1 minute'`, 0},
 		{"merchants without deliveries", `SELECT count(*) FROM merchants m WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.merchant_id = m.id)`, 0},
 	} {
-		if got := dbtest.Count(t, conn, c.query); got != c.want {
+		var args []any
+		if strings.Contains(c.query, "$1") {
+			args = append(args, merchants[len(merchants)-1])
+		}
+		if got := dbtest.Count(t, conn, c.query, args...); got != c.want {
 			t.Errorf("%s: %d, want %d", c.what, got, c.want)
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -84,19 +85,54 @@ func (b *bench) latency(ctx context.Context) (*latencyResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if res.Service, err = b.serviceLatency(ctx, "latency", dbURL, n); err != nil {
-		return nil, err
-	}
+	sides := []*latencySide{{name: "latency", url: dbURL, run: &res.Service}}
+	// One segment of n creates; in growth mode the empty and the grown
+	// ledger take turns, half of n each time, in the order ABBA, so that a
+	// change in other people's load hits both alike.
+	order := []int{0}
 	if b.growth != nil {
 		g, err := b.grown(ctx, b.growth)
 		if err != nil {
 			return nil, err
 		}
-		grown, err := b.serviceLatency(ctx, "latency-grown", g.url, n, growthServiceEnv...)
+		res.Grown = &latencyRun{}
+		sides[0].env = growthServiceEnv
+		sides = append(sides, &latencySide{name: "latency-grown", url: g.url, env: growthServiceEnv, run: res.Grown})
+		order = []int{0, 1, 1, 0}
+	}
+	for _, s := range sides {
+		if err := b.startLatencySide(ctx, s); err != nil {
+			return nil, err
+		}
+		defer s.svc.stop()
+	}
+	for _, k := range order {
+		s := sides[k]
+		c0 := b.cpu.snapshot(s.svc.pid())
+		l := b.createAtRate(ctx, s.clients, nil, latencyRate, n*len(sides)/len(order))
+		s.cpu.add(c0, b.cpu.snapshot(s.svc.pid()))
+		maps.Copy(s.committed, l.committed[0])
+		s.durations = append(s.durations, l.durations...)
+		s.maxLag, s.errors = max(s.maxLag, l.maxLag), s.errors+l.errors
+	}
+	for _, s := range sides {
+		create := summarize(s.durations, 0)
+		if *s.run, err = b.deliveryLatencies(ctx, s.ep, s.committed, 30*time.Second); err != nil {
+			return nil, err
+		}
+		s.run.CPU = s.cpu.use()
+		s.run.MaxLagMS, s.run.Errors, s.run.Create = ms(s.maxLag), s.errors, &create
+		if s.errors > 0 {
+			return nil, fmt.Errorf("%d creates failed (the first is logged above)", s.errors)
+		}
+		rss, err := s.svc.finish()
 		if err != nil {
 			return nil, err
 		}
-		res.Grown = &grown
+		s.run.PeakRSSMiB = mib(rss)
+		b.noteRSS(s.name, s.run.PeakRSSMiB)
+		b.logf("latency (%s): service p50 %.1f p90 %.1f p99 %.1f max %.1f ms (%s); POST /v1/payments p50 %.1f p99 %.1f max %.1f ms",
+			s.name, s.run.P50, s.run.P90, s.run.P99, s.run.Max, s.run.CPU, create.P50, create.P99, create.Max)
 	}
 
 	res.Baseline, err = b.riverLatency(ctx, n)
@@ -108,45 +144,37 @@ func (b *bench) latency(ctx context.Context) (*latencyResult, error) {
 	return res, nil
 }
 
-// serviceLatency measures commit→receipt of n payments created at
-// latencyRate through the API of a service on dbURL, for a new merchant.
-func (b *bench) serviceLatency(ctx context.Context, name, dbURL string, n int, env ...string) (latencyRun, error) {
-	var run latencyRun
-	ep := b.rcv.endpoint(name, answerOK)
-	m, err := b.createMerchant(ctx, dbURL, name, ep.url)
+// latencySide is one service of scenario 2, on its own database, with its
+// own merchant and endpoint, and what its segments measured.
+type latencySide struct {
+	name, url string
+	env       []string
+	run       *latencyRun
+	ep        *endpoint
+	svc       *service
+	clients   []*apiClient
+	cpu       cpuAccum
+	committed map[string]time.Time
+	durations []time.Duration
+	maxLag    time.Duration
+	errors    int
+}
+
+// startLatencySide creates s's merchant, starts its service and warms it up.
+func (b *bench) startLatencySide(ctx context.Context, s *latencySide) error {
+	s.ep = b.rcv.endpoint(s.name, answerOK)
+	m, err := b.createMerchant(ctx, s.url, s.name, s.ep.url)
 	if err != nil {
-		return run, err
+		return err
 	}
-	ep.setSecret(m.WebhookSecret)
-	svc, err := b.startService(ctx, name, dbURL, "all", env...)
-	if err != nil {
-		return run, err
+	s.ep.setSecret(m.WebhookSecret)
+	if s.svc, err = b.startService(ctx, s.name, s.url, "all", s.env...); err != nil {
+		return err
 	}
-	defer svc.stop()
-	clients := []*apiClient{newAPIClient(svc.base, m.APIKey)}
-	b.createAtRate(ctx, clients, nil, latencyRate, int(latencyRate*warmup.Seconds()))
-	c0 := b.cpu.snapshot(svc.pid())
-	load := b.createAtRate(ctx, clients, nil, latencyRate, n)
-	run, err = b.deliveryLatencies(ctx, ep, load.committed[0], 30*time.Second)
-	if err != nil {
-		return run, err
-	}
-	run.CPU = c0.use(b.cpu.snapshot(svc.pid()))
-	run.MaxLagMS, run.Errors = ms(load.maxLag), load.errors
-	creates := summarize(load.durations, 0)
-	run.Create = &creates
-	if load.errors > 0 {
-		return run, fmt.Errorf("%d creates failed (the first is logged above)", load.errors)
-	}
-	rss, err := svc.finish()
-	if err != nil {
-		return run, err
-	}
-	run.PeakRSSMiB = mib(rss)
-	b.noteRSS(name, run.PeakRSSMiB)
-	b.logf("latency (%s): service p50 %.1f p90 %.1f p99 %.1f max %.1f ms (%s); POST /v1/payments p50 %.1f p99 %.1f max %.1f ms",
-		name, run.P50, run.P90, run.P99, run.Max, run.CPU, creates.P50, creates.P99, creates.Max)
-	return run, nil
+	s.clients = []*apiClient{newAPIClient(s.svc.base, m.APIKey)}
+	s.committed = map[string]time.Time{}
+	b.createAtRate(ctx, s.clients, nil, latencyRate, int(latencyRate*warmup.Seconds()))
+	return nil
 }
 
 // load is what createAtRate did: per client, each payment's commit time by id.

@@ -81,8 +81,9 @@ func recordingStore(ctx context.Context, dbURL string, rec *statementRecorder) (
 }
 
 // ledgerOf reads dbURL's ledger: its size, and the plans of the sweep's
-// select and of merchant's list queries.
-func ledgerOf(ctx context.Context, dbURL string, merchant uuid.UUID) (*ledger, error) {
+// select and of merchant's list queries, and of quiet's lists (in the grown
+// ledger, a merchant with no delivery in the last 15 days).
+func ledgerOf(ctx context.Context, dbURL string, merchant, quiet uuid.UUID) (*ledger, error) {
 	conn, err := connect(ctx, dbURL)
 	if err != nil {
 		return nil, err
@@ -98,17 +99,28 @@ func ledgerOf(ctx context.Context, dbURL string, merchant uuid.UUID) (*ledger, e
 	}
 
 	// The sweep's select locks what it finds: explain it in a transaction
-	// rolled back. 50 is WEBHOOK_SWEEP_BATCH's default.
-	tx, err := conn.Begin(ctx)
-	if err != nil {
+	// rolled back. 50 is WEBHOOK_SWEEP_BATCH's default. Its index is
+	// partial, but every delivery enters it (PENDING, then PROCESSING) and
+	// leaves a dead entry until VACUUM: explain it again after one.
+	sweep := func(name string) error {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		p, err := explain(ctx, tx, name, db.DeliverySweepSQL, []any{50})
+		_ = tx.Rollback(ctx)
+		l.Plans = append(l.Plans, p)
+		return err
+	}
+	if err := sweep("sweep select"); err != nil {
 		return nil, err
 	}
-	p, err := explain(ctx, tx, "sweep select", db.DeliverySweepSQL, []any{50})
-	_ = tx.Rollback(ctx)
-	if err != nil {
+	if _, err := conn.Exec(ctx, "VACUUM webhook_deliveries"); err != nil {
 		return nil, err
 	}
-	l.Plans = append(l.Plans, p)
+	if err := sweep("sweep select, after VACUUM"); err != nil {
+		return nil, err
+	}
 
 	// A delivery from the middle of the grown ledger (in an empty one, the
 	// oldest), its event, and the merchant's endpoint, to filter on.
@@ -128,6 +140,7 @@ func ledgerOf(ctx context.Context, dbURL string, merchant uuid.UUID) (*ledger, e
 		p.Limit = 10 // the API's default page
 		return func() error { _, _, err := store.DeliveryList(ctx, merchant, p); return err }
 	}
+	quietPage := func() error { _, _, err := store.DeliveryList(ctx, quiet, db.ListParams{Limit: 10}); return err }
 	for _, c := range []struct {
 		name string
 		call func() error
@@ -138,6 +151,11 @@ func ledgerOf(ctx context.Context, dbURL string, merchant uuid.UUID) (*ledger, e
 		{"deliveries list, event_id=", page(db.ListParams{Where: []db.ListCond{{Column: "event_id", Value: event}}})},
 		{"a delivery with its attempts", func() error { _, err := store.DeliveryGet(ctx, merchant, delivery); return err }},
 		{"events list", func() error { _, _, err := store.EventList(ctx, merchant, db.ListParams{Limit: 10}); return err }},
+		{"deliveries list, merchant quiet for 15 days", quietPage},
+		{"events list, merchant quiet for 15 days", func() error {
+			_, _, err := store.EventList(ctx, quiet, db.ListParams{Limit: 10})
+			return err
+		}},
 	} {
 		rec.take()
 		if err := c.call(); err != nil {
@@ -330,11 +348,11 @@ func (b *bench) measureGrowth(ctx context.Context) error {
 		return err
 	}
 	if e := b.emptyDB; e != nil {
-		if b.growth.Empty, err = ledgerOf(ctx, e.url, e.ms[0].ID); err != nil {
+		if b.growth.Empty, err = ledgerOf(ctx, e.url, e.ms[0].ID, e.ms[len(e.ms)-1].ID); err != nil {
 			return fmt.Errorf("the empty ledger: %w", err)
 		}
 	}
-	if b.growth.Grown, err = ledgerOf(ctx, g.url, g.ms[0].ID); err != nil {
+	if b.growth.Grown, err = ledgerOf(ctx, g.url, g.ms[0].ID, g.ms[len(g.ms)-1].ID); err != nil {
 		return fmt.Errorf("the grown ledger: %w", err)
 	}
 	for _, l := range []*ledger{b.growth.Empty, b.growth.Grown} {

@@ -151,6 +151,9 @@ func (r *results) table(w io.Writer) {
 		fmt.Fprintf(w, "| 6 peak RSS; allocations per delivery | %.0f MiB; %.0f allocs (%.1f KiB) | — | — |\n",
 			res.PeakRSSMiB, res.AllocsPerDelivery, res.BytesPerDelivery/1024)
 	}
+	if g := r.Growth; g != nil {
+		r.growthTable(w, g)
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| goal | value | met |")
 	fmt.Fprintln(w, "|---|---|---|")
@@ -163,6 +166,44 @@ func (r *results) table(w io.Writer) {
 	}
 	for name, err := range r.Errors {
 		fmt.Fprintf(w, "\nerror in %s: %s\n", name, err)
+	}
+}
+
+// growthTable is growth mode's table: the empty ledger beside the grown one.
+func (r *results) growthTable(w io.Writer, g *growthResult) {
+	fmt.Fprintf(w, "\nGrowth: %d deliveries, %d attempts, %d events filled in %.0f s (insert %.0f s, %d indexes rebuilt %.0f s, VACUUM ANALYZE %.0f s)\n\n",
+		g.Deliveries, g.Attempts, g.Events, g.Fill.S, g.Fill.InsertS, len(g.Fill.Indexes), g.Fill.IndexS, g.Fill.VacuumS)
+	fmt.Fprintln(w, "| | empty ledger | grown ledger | grown / empty |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	if t := r.Throughput; t != nil && t.Grown != nil {
+		fmt.Fprintf(w, "| 1 deliveries/s (River + POST %.0f/s) | %.0f (%.2f×) | %.0f (%.2f×) | %.2f |\n",
+			t.PostBaseline.PerSecond, t.Service.PerSecond, t.PostRatio, t.Grown.PerSecond, t.GrownPostRatio, t.GrownRatio)
+		fmt.Fprintf(w, "| 1 CPU ms per delivery, service / Postgres | %.2f / %.2f | %.2f / %.2f | — |\n",
+			t.Service.CPUPerJob.Service, t.Service.CPUPerJob.Postgres, t.Grown.CPUPerJob.Service, t.Grown.CPUPerJob.Postgres)
+	}
+	if l := r.Latency; l != nil && l.Grown != nil {
+		fmt.Fprintf(w, "| 2 commit→receipt at %.0f/s, p50/p90/p99/max | %s | %s | p99 %.2f |\n",
+			l.Rate, pcts(l.Service.latency), pcts(l.Grown.latency), ratio(l.Grown.P99, l.Service.P99))
+	}
+	if g.Empty != nil && g.Grown != nil {
+		fmt.Fprintf(w, "| ledger rows: deliveries, attempts | %d, %d | %d, %d | — |\n",
+			g.Empty.Deliveries, g.Empty.Attempts, g.Grown.Deliveries, g.Grown.Attempts)
+		for _, p := range g.Grown.Plans {
+			e := plan{}
+			for _, q := range g.Empty.Plans {
+				if q.Name == p.Name {
+					e = q
+				}
+			}
+			fmt.Fprintf(w, "| %s: ms, buffers | %.2f ms, %d | %.2f ms, %d (%s) | — |\n", p.Name, e.MS, e.Buffers, p.MS, p.Buffers, strings.Join(p.Scans, "; "))
+		}
+	}
+	if p := g.Retention; p != nil {
+		fmt.Fprintf(w, "| a day's retention (LedgerPrune) | — | %d attempts + %d deliveries in %.1f s (%.0f rows/s), %d DELETEs mean %.1f ms max %.1f ms | — |\n",
+			p.Attempts, p.Deliveries, p.S, p.RowsPerS, p.Statements, p.StatementMeanMS, p.StatementMaxMS)
+		fmt.Fprintf(w, "| commit→receipt meanwhile, p50/p90/p99/max | — | %s | — |\n", pcts(p.During.latency))
+		fmt.Fprintf(w, "| sizes: before; pruned; vacuumed; a new day | — | %s; %s; %s; %s | — |\n",
+			p.SizeBefore, p.SizeAfter, p.SizeVacuumed, p.SizeRefilled)
 	}
 }
 

@@ -65,6 +65,10 @@ const throughputMerchants = 20
 func (b *bench) throughput(ctx context.Context) (*throughputResult, error) {
 	rounds := b.opts.throughputRounds
 	batch := b.opts.events / rounds
+	if b.growth != nil {
+		// Two ledgers to compare as well: more, alternating, rounds.
+		rounds = 2*rounds + 2
+	}
 	res := &throughputResult{Events: batch * rounds, Rounds: rounds, Merchants: throughputMerchants}
 
 	dbURL, err := b.pg.database(ctx, "throughput")
@@ -123,12 +127,21 @@ func (b *bench) throughput(ctx context.Context) (*throughputResult, error) {
 	}
 	defer r.stop()
 
+	if len(sides) > 1 {
+		// A fresh service's first batch pays for its caches and
+		// connections; growth mode compares two, so both warm up first.
+		for _, s := range sides {
+			if err := b.deliverRound(ctx, s, batch/5, false); err != nil {
+				return nil, err
+			}
+		}
+	}
 	var riverCPU, postCPU cpuAccum
 	for round := range rounds {
 		b.logf("throughput: round %d of %d: %d deliveries (per ledger), %d no-op jobs, %d signed POSTs", round+1, rounds, batch, batch, batch)
 		// With two ledgers, each goes first every other round.
 		for k := range sides {
-			if err := b.deliverRound(ctx, sides[(k+round)%len(sides)], batch); err != nil {
+			if err := b.deliverRound(ctx, sides[(k+round)%len(sides)], batch, true); err != nil {
 				return nil, err
 			}
 		}
@@ -211,8 +224,8 @@ func (s *deliverySide) received() (n int) {
 
 // deliverRound queues batch payments on s's database in one commit, waits
 // until the receiver has every delivery and River has completed every job,
-// and adds the round's window, CPU and allocations to s.
-func (b *bench) deliverRound(ctx context.Context, s *deliverySide, batch int) error {
+// and, if measure, adds the round's window, CPU and allocations to s.
+func (b *bench) deliverRound(ctx context.Context, s *deliverySide, batch int, measure bool) error {
 	// Before the batch takes its ids: a job committed meanwhile (a
 	// periodic one) may take a higher id than the batch's.
 	after, err := maxJobID(ctx, s.url)
@@ -241,6 +254,9 @@ func (b *bench) deliverRound(ctx context.Context, s *deliverySide, batch int) er
 	}
 	if err := b.waitJobsDone(ctx, s.url, "webhook_delivery", after, batch, func() bool { return s.received() >= want }); err != nil {
 		return fmt.Errorf("delivering (%s): %w", s.name, err)
+	}
+	if !measure {
+		return nil
 	}
 	s.cpu.add(c0, b.cpu.snapshot(s.svc.pid()))
 	m2, err := s.svc.scrape(ctx)

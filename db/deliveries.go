@@ -214,71 +214,114 @@ type DeliveryTarget struct {
 // EndpointDeleted is DeliveryTarget.EndpointState for a gone endpoint.
 const EndpointDeleted = "deleted"
 
-// DeliveryClaim reads a delivery with its endpoint's current URL, state
-// and signing secrets and, in the same statement, claims it for an attempt
-// by job jobID when claim is set and the row is this job's to send:
-// PROCESSING, last_attempt_at now. A row is the job's to send when the job
-// owns its cycle (job_id), it is PENDING or PROCESSING, or FAILED with a
-// recovery attempt scheduled, it is due by dueBy (the caller's clock, which
-// also computes the snooze when it is not), and its endpoint is enabled.
-// It returns the target (as claimed, when claimed) and whether it claimed,
-// or ErrNotFound.
-//
-// One round trip where a read and an update took two, and the claim's
-// commit does not wait for its WAL flush (synchronous_commit off for this
-// statement's transaction only): a claim lost to a crash leaves the row
-// PENDING instead of PROCESSING, and the job's next run sends either way,
-// so nothing depends on it being durable. The attempt's outcome, which
-// does, is written with a synchronous commit.
-func (s *Store) DeliveryClaim(ctx context.Context, id uuid.UUID, jobID int64, dueBy time.Time, claim bool) (*DeliveryTarget, bool, error) {
-	var t DeliveryTarget
-	var claimed bool
-	var url, state, secret, previous *string
-	d, err := scanDelivery(s.Pool.QueryRow(ctx, deliveryClaimSQL, id, jobID, dueBy, claim),
-		&url, &state, &secret, &previous, &claimed)
-	if err != nil {
-		if err == ErrNotFound {
-			return nil, false, err
-		}
-		return nil, false, fmt.Errorf("claiming delivery %s: %w", id, err)
-	}
-	t.Delivery = d
-	t.EndpointState = EndpointDeleted
-	if state != nil {
-		t.EndpointState = *state
-	}
-	for dst, src := range map[*string]*string{&t.URL: url, &t.Secret: secret, &t.Previous: previous} {
-		if src != nil {
-			*dst = *src
-		}
-	}
-	return &t, claimed, nil
+// ClaimRequest asks DeliveryClaimMany for one delivery on behalf of job
+// JobID: to read it and, when Claim is set and the row is this job's to
+// send, to claim it.
+type ClaimRequest struct {
+	DeliveryID uuid.UUID
+	JobID      int64
+	// DueBy is the caller's clock (it also computes the snooze when the
+	// row is not due): a row whose next_retry_at is later is not claimed.
+	DueBy time.Time
+	Claim bool
 }
 
-// deliveryClaimSQL: t is the row and its endpoint as the statement's
-// snapshot sees them; c the claim, whose RETURNING is the row as claimed;
-// the answer is c's row when it claimed, else t's. The claim names the row
-// by $1, and says which statuses it takes without repeating the sweep
-// index's predicate: when that predicate was implied, the planner, whose
-// statistics rarely see a backlog, chose that partial index over the
-// primary key and walked every delivery in flight for each claim (EXPLAIN
-// ANALYZE in the bench's growth runs).
+// Claimed is what DeliveryClaimMany found for one ClaimRequest.
+type Claimed struct {
+	// Target is the delivery and its endpoint, as claimed when Claimed;
+	// nil when the delivery does not exist.
+	Target  *DeliveryTarget
+	Claimed bool
+}
+
+// DeliveryClaimMany reads deliveries with their endpoints' current URL,
+// state and signing secrets and, in the same statement, claims those whose
+// request says so and that are their job's to send: PROCESSING,
+// last_attempt_at now. A row is job JobID's to send when the job owns its
+// cycle (job_id), it is PENDING or PROCESSING, or FAILED with a recovery
+// attempt scheduled, it is due by DueBy, and its endpoint is enabled. It
+// returns one Claimed per request, in order.
+//
+// One statement, and one commit, for many workers' claims (the jobs
+// package batches them as it batches successes' outcomes): the per-statement
+// cost, in Postgres and in round trips, was the largest part of a
+// delivery's (docs/BENCHMARKS.md). The commit does not wait for its WAL
+// flush (synchronous_commit off for this transaction only): a claim lost to
+// a crash leaves the row PENDING instead of PROCESSING, and the job's next
+// run sends either way, so nothing depends on it being durable. The
+// attempt's outcome, which does, is written with a synchronous commit.
+func (s *Store) DeliveryClaimMany(ctx context.Context, reqs []ClaimRequest) ([]Claimed, error) {
+	n := len(reqs)
+	ids, jobIDs, dueBy, claim := make([]uuid.UUID, n), make([]int64, n), make([]time.Time, n), make([]bool, n)
+	for i, r := range reqs {
+		ids[i], jobIDs[i], dueBy[i], claim[i] = r.DeliveryID, r.JobID, r.DueBy, r.Claim
+	}
+	rows, err := s.Pool.Query(ctx, deliveryClaimSQL, ids, jobIDs, dueBy, claim)
+	if err != nil {
+		return nil, fmt.Errorf("claiming %d deliveries: %w", n, err)
+	}
+	defer rows.Close()
+	out := make([]Claimed, n)
+	for rows.Next() {
+		var t DeliveryTarget
+		var url, state, secret, previous *string
+		var claimed bool
+		var i int
+		d, err := scanDelivery(rows, &url, &state, &secret, &previous, &claimed, &i)
+		if err != nil {
+			return nil, fmt.Errorf("claiming %d deliveries: %w", n, err)
+		}
+		t.Delivery = d
+		t.EndpointState = EndpointDeleted
+		if state != nil {
+			t.EndpointState = *state
+		}
+		if url != nil {
+			t.URL = *url
+		}
+		if secret != nil {
+			t.Secret = *secret
+		}
+		if previous != nil {
+			t.Previous = *previous
+		}
+		out[i-1] = Claimed{Target: &t, Claimed: claimed}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claiming %d deliveries: %w", n, err)
+	}
+	return out, nil
+}
+
+// deliveryClaimSQL: u holds the requests, numbered from 1 (n); t is each
+// requested row with its endpoint as the statement's snapshot sees them; c
+// the claims, whose RETURNING is the row as claimed; the answer is c's row
+// where it claimed, else t's, with the request's number last. The claim
+// joins the rows by primary key, and says which statuses it takes without
+// repeating the sweep index's predicate: when that predicate was implied,
+// the planner, whose statistics rarely see a backlog, chose that partial
+// index over the primary key and walked every delivery in flight for each
+// claim (EXPLAIN ANALYZE in the bench's growth runs).
 var deliveryClaimSQL = `WITH async AS (SELECT set_config('synchronous_commit', 'off', true)),
+	u AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[], $4::bool[])
+		WITH ORDINALITY AS u(id, claimant, due_by, claim, n)),
 	t AS (SELECT ` + deliveryColumns.Of("d") + `,
 			e.url, CASE WHEN e.deleted_at IS NULL THEN e.status END AS state, e.secret,
-			CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous
-		FROM webhook_deliveries d
-		LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id
-		WHERE d.id = $1),
+			CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous,
+			u.claimant, u.due_by, u.claim, u.n
+		FROM u
+		JOIN webhook_deliveries d ON d.id = u.id
+		LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id),
 	c AS (UPDATE webhook_deliveries d SET status = 'PROCESSING', last_attempt_at = now(), updated_at = now()
 		FROM t, async
-		WHERE $4 AND d.id = $1 AND d.job_id = $2 AND t.state = 'enabled'
+		WHERE t.claim AND d.id = t.id AND d.job_id = t.claimant AND t.state = 'enabled'
 			AND d.status <> 'SUCCEEDED' AND NOT (d.status = 'FAILED' AND d.next_retry_at IS NULL)
-			AND (d.next_retry_at IS NULL OR d.next_retry_at <= $3)
-		RETURNING ` + deliveryColumns.Of("d") + `)
-	SELECT c.*, t.url, t.state, t.secret, t.previous, true FROM c, t
+			AND (d.next_retry_at IS NULL OR d.next_retry_at <= t.due_by)
+		RETURNING ` + deliveryColumns.Of("d") + `, t.n)
+	SELECT ` + deliveryColumns.Of("c") + `, t.url, t.state, t.secret, t.previous, true, c.n FROM c JOIN t ON t.n = c.n
 	UNION ALL
-	SELECT t.*, false FROM t WHERE NOT EXISTS (SELECT 1 FROM c)`
+	SELECT ` + deliveryColumns.Of("t") + `, t.url, t.state, t.secret, t.previous, false, t.n FROM t
+		WHERE NOT EXISTS (SELECT 1 FROM c WHERE c.n = t.n)`
 
 // DeliveryEndUnsent ends a delivery of job jobID FAILED without an attempt,
 // because its endpoint was disabled or deleted. It reports false when the

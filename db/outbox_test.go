@@ -262,3 +262,53 @@ func TestDeliveryRecordSucceededManyWritesEachOwnedRowOnce(t *testing.T) {
 	require.Equal(t, []bool{false}, written)
 	require.Equal(t, 1, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM webhook_delivery_attempts WHERE delivery_id = $1`, recs[0].DeliveryID))
 }
+
+// Many workers' claims in one statement, each answered in its request's
+// place: the row as claimed when it was its job's and due; as read when it
+// was another job's, not due, or only to be read; nothing for a row that
+// does not exist. Two jobs asking for one row: only the row's own job claims.
+func TestDeliveryClaimManyAnswersEachRequestInItsPlace(t *testing.T) {
+	t.Parallel()
+	b := setupOutbox(t, "https://merchant.example.com/hooks")
+	ctx := context.Background()
+	ids, jobIDs := make([]uuid.UUID, 4), make([]int64, 4)
+	for i := range ids {
+		p := b.createPayment(t, "sandbox")
+		require.NoError(t, b.store.Pool.QueryRow(ctx, `SELECT d.id, d.job_id FROM webhook_deliveries d
+			JOIN events e ON e.id = d.event_id WHERE e.object_id = $1`, p.ID).Scan(&ids[i], &jobIDs[i]))
+	}
+	_, err := b.store.Pool.Exec(ctx, `UPDATE webhook_deliveries SET next_retry_at = now() + interval '1 hour' WHERE id = $1`, ids[2])
+	require.NoError(t, err)
+	now := time.Now()
+	reqs := []db.ClaimRequest{
+		{DeliveryID: ids[0], JobID: jobIDs[0], DueBy: now, Claim: true},
+		{DeliveryID: ids[1], JobID: jobIDs[1] + 1000, DueBy: now, Claim: true}, // not its job
+		{DeliveryID: ids[2], JobID: jobIDs[2], DueBy: now, Claim: true},        // not due
+		{DeliveryID: uuid.New(), JobID: 1, DueBy: now, Claim: true},            // gone
+		{DeliveryID: ids[3], JobID: jobIDs[3], Claim: false},                   // read only
+		{DeliveryID: ids[1], JobID: jobIDs[1], DueBy: now, Claim: true},        // its own job, in the same batch
+	}
+	got, err := b.store.DeliveryClaimMany(ctx, reqs)
+	require.NoError(t, err)
+	require.Len(t, got, len(reqs))
+	require.Nil(t, got[3].Target)
+	wantClaimed := []bool{true, false, false, false, false, true}
+	for i, c := range got {
+		require.Equal(t, wantClaimed[i], c.Claimed, "request %d", i)
+		if c.Target == nil {
+			continue
+		}
+		require.Equal(t, reqs[i].DeliveryID, c.Target.Delivery.ID, "request %d", i)
+		require.Equal(t, db.EndpointEnabled, c.Target.EndpointState)
+		require.Equal(t, "https://merchant.example.com/hooks", c.Target.URL)
+		require.NotEmpty(t, c.Target.Secret)
+		want := db.DeliveryPending
+		if c.Claimed {
+			want = db.DeliveryProcessing
+		}
+		require.Equal(t, want, c.Target.Delivery.Status, "request %d", i)
+	}
+	require.Equal(t, 2, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM webhook_deliveries WHERE status = 'PROCESSING'`))
+	require.Equal(t, 2, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM webhook_deliveries
+		WHERE status = 'PROCESSING' AND id = ANY($1)`, []uuid.UUID{ids[0], ids[1]}))
+}

@@ -105,8 +105,10 @@ type DeliveryWorker struct {
 	cfg     Config
 	client  *http.Client
 	limiter *merchantLimiter
-	// recorder batches the ledger writes of successful attempts.
-	recorder *recorder
+	// claims batches the workers' claims; successes the ledger writes of
+	// successful attempts.
+	claims    *batcher[db.ClaimRequest, db.Claimed]
+	successes *batcher[db.AttemptRecord, bool]
 	// unrecorded holds, per job id, an attempt that reached the merchant
 	// but whose ledger write failed: the job's next run writes it first.
 	unrecorded sync.Map
@@ -127,8 +129,9 @@ func newDeliveryWorker(store *db.Store, log *slog.Logger, cfg Config) *DeliveryW
 		log:      log,
 		cfg:      cfg,
 		client:   NewHTTPClient(cfg.WebhookTimeout, cfg.AllowPrivateNetworks),
-		recorder: &recorder{store: store},
 	}
+	w.claims = newBatcher(store.DeliveryClaimMany)
+	w.successes = newBatcher(store.DeliveryRecordSucceededMany)
 	w.limiter = newMerchantLimiter(cfg.MerchantConcurrency, cfg.WebhookTimeout, w.wakeSnoozed)
 	return w
 }
@@ -202,7 +205,7 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[db.DeliveryArg
 	merchantID := job.Args.MerchantID
 	if merchantID == uuid.Nil {
 		// A job inserted before its args named the merchant: read it first.
-		t, _, err := w.store.DeliveryClaim(ctx, job.Args.DeliveryID, job.ID, time.Time{}, false)
+		t, _, err := w.claim(db.ClaimRequest{DeliveryID: job.Args.DeliveryID, JobID: job.ID})
 		if err != nil {
 			return w.unclaimed(ctx, job, nil, err)
 		}
@@ -214,7 +217,8 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[db.DeliveryArg
 	if release == nil {
 		return river.JobSnooze(snooze) // the merchant has enough attempts in flight
 	}
-	t, claimed, err := w.store.DeliveryClaim(ctx, job.Args.DeliveryID, job.ID, time.Now().Add(dueSlack), true)
+	t, claimed, err := w.claim(db.ClaimRequest{DeliveryID: job.Args.DeliveryID, JobID: job.ID,
+		DueBy: time.Now().Add(dueSlack), Claim: true})
 	if !claimed {
 		release(0)
 		return w.unclaimed(ctx, job, t, err)
@@ -233,8 +237,18 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[db.DeliveryArg
 	return w.write(ctx, job, w.outcome(job, d, a))
 }
 
+// claim reads, and when r says so claims, r's delivery in the next batch of
+// claims (db.Store.DeliveryClaimMany); db.ErrNotFound when it is gone.
+func (w *DeliveryWorker) claim(r db.ClaimRequest) (*db.DeliveryTarget, bool, error) {
+	c, err := w.claims.do(r)
+	if err == nil && c.Target == nil {
+		err = db.ErrNotFound
+	}
+	return c.Target, c.Claimed, err
+}
+
 // unclaimed says what a run that did not claim its delivery does, from the
-// row as DeliveryClaim read it (or its error).
+// row as the claim read it (or its error).
 func (w *DeliveryWorker) unclaimed(ctx context.Context, job *river.Job[db.DeliveryArgs], t *db.DeliveryTarget, err error) error {
 	if errors.Is(err, db.ErrNotFound) {
 		return nil // the row was deleted: nothing to send
@@ -333,7 +347,7 @@ func (w *DeliveryWorker) write(ctx context.Context, job *river.Job[db.DeliveryAr
 	switch {
 	case err != nil:
 	case p.rec.Status == db.DeliverySucceeded:
-		res.Recorded, err = w.recorder.record(p.rec)
+		res.Recorded, err = w.successes.do(p.rec)
 	default:
 		err = w.store.InTxRetrying(ctx, func(tx pgx.Tx) error {
 			var err error

@@ -125,10 +125,10 @@ type pendingAttempt struct {
 
 func newDeliveryWorker(store *db.Store, log *slog.Logger, cfg Config) *DeliveryWorker {
 	w := &DeliveryWorker{
-		store:    store,
-		log:      log,
-		cfg:      cfg,
-		client:   NewHTTPClient(cfg.WebhookTimeout, cfg.AllowPrivateNetworks),
+		store:  store,
+		log:    log,
+		cfg:    cfg,
+		client: NewHTTPClient(cfg.WebhookTimeout, cfg.AllowPrivateNetworks),
 	}
 	w.claims = newBatcher(store.DeliveryClaimMany)
 	w.successes = newBatcher(store.DeliveryRecordSucceededMany)

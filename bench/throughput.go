@@ -56,6 +56,8 @@ type throughputRun struct {
 	AllocsPerDelivery float64 `json:"allocs_per_delivery,omitempty"`
 	BytesPerDelivery  float64 `json:"bytes_per_delivery,omitempty"`
 	PeakRSSMiB        float64 `json:"peak_rss_mib,omitempty"`
+	// Stages is where the service's deliveries spent their time, per round.
+	Stages []deliveryStages `json:"stages,omitempty"`
 }
 
 // throughputMerchants spreads the events so that the per-merchant cap (10
@@ -272,6 +274,12 @@ func (b *bench) deliverRound(ctx context.Context, s *deliverySide, batch int, me
 		return err
 	}
 	s.run.WindowS += w
+	st, err := measureStages(ctx, s.url, after)
+	if err != nil {
+		return err
+	}
+	s.run.Stages = append(s.run.Stages, st)
+	b.logf("throughput: %s: %s", s.name, st)
 	return nil
 }
 

@@ -145,8 +145,12 @@ func NewHTTPClient(timeout time.Duration, allowPrivate bool) *http.Client {
 		Transport: &http.Transport{
 			DialContext:         netguard.Dialer(timeout, allowPrivate).DialContext,
 			ForceAttemptHTTP2:   true,
+			// One host may serve many merchants (a platform's endpoints):
+			// idle connections are kept per host up to the total, so a
+			// burst to one host does not close and re-dial connections
+			// every worker just used.
 			MaxIdleConns:        256,
-			MaxIdleConnsPerHost: 32,
+			MaxIdleConnsPerHost: 256,
 			IdleConnTimeout:     90 * time.Second,
 			TLSHandshakeTimeout: timeout,
 			// A merchant's headers are read whole before anything else;

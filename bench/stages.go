@@ -34,8 +34,8 @@ func measureStages(ctx context.Context, dbURL string, after int64) (deliveryStag
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	err = conn.QueryRow(ctx, `SELECT
-			avg(extract(epoch FROM d.last_attempt_at - j.attempted_at) * 1000)::float8,
-			avg(extract(epoch FROM d.delivered_at - d.last_attempt_at) * 1000)::float8,
+			coalesce(avg(extract(epoch FROM d.last_attempt_at - j.attempted_at) * 1000), 0)::float8,
+			coalesce(avg(extract(epoch FROM d.delivered_at - d.last_attempt_at) * 1000), 0)::float8,
 			avg(a.duration_ms)::float8,
 			avg(extract(epoch FROM j.finalized_at - d.delivered_at) * 1000)::float8
 		FROM river_job j

@@ -214,65 +214,33 @@ type DeliveryTarget struct {
 // EndpointDeleted is DeliveryTarget.EndpointState for a gone endpoint.
 const EndpointDeleted = "deleted"
 
-// ClaimRequest asks DeliveryClaimMany for one delivery on behalf of job
-// JobID: to read it and, when Claim is set and the row is this job's to
-// send, to claim it.
-type ClaimRequest struct {
-	DeliveryID uuid.UUID
-	JobID      int64
-	// DueBy is the caller's clock (it also computes the snooze when the
-	// row is not due): a row whose next_retry_at is later is not claimed.
-	DueBy time.Time
-	Claim bool
-}
-
-// Claimed is what DeliveryClaimMany found for one ClaimRequest.
-type Claimed struct {
-	// Target is the delivery and its endpoint, as claimed when Claimed;
-	// nil when the delivery does not exist.
-	Target  *DeliveryTarget
-	Claimed bool
-}
-
-// DeliveryClaimMany reads deliveries with their endpoints' current URL,
-// state and signing secrets and, in the same statement, claims those whose
-// request says so and that are their job's to send: PROCESSING,
-// last_attempt_at now. A row is job JobID's to send when the job owns its
-// cycle (job_id), it is PENDING or PROCESSING, or FAILED with a recovery
-// attempt scheduled, it is due by DueBy, and its endpoint is enabled. It
-// returns one Claimed per request, in order.
+// DeliveryTargetMany reads deliveries with their endpoints' current URL,
+// state and signing secrets: one target per id, in order, nil for a
+// delivery that does not exist. It writes nothing: whether a job may send
+// is DeliveryTarget.SendableBy, and a slow attempt is marked PROCESSING by
+// DeliveryMarkProcessingMany.
 //
-// One statement, and one commit, for many workers' claims (the jobs
-// package batches them as it batches successes' outcomes): the per-statement
-// cost, in Postgres and in round trips, was the largest part of a
-// delivery's (docs/BENCHMARKS.md). The commit does not wait for its WAL
-// flush (synchronous_commit off for this transaction only): a claim lost to
-// a crash leaves the row PENDING instead of PROCESSING, and the job's next
-// run sends either way, so nothing depends on it being durable. The
-// attempt's outcome, which does, is written with a synchronous commit.
-func (s *Store) DeliveryClaimMany(ctx context.Context, reqs []ClaimRequest) ([]Claimed, error) {
-	n := len(reqs)
-	ids, jobIDs, dueBy, claim := make([]uuid.UUID, n), make([]int64, n), make([]time.Time, n), make([]bool, n)
-	for i, r := range reqs {
-		ids[i], jobIDs[i], dueBy[i], claim[i] = r.DeliveryID, r.JobID, r.DueBy, r.Claim
-	}
-	rows, err := s.Pool.Query(ctx, deliveryClaimSQL, ids, jobIDs, dueBy, claim)
+// One statement for many workers' reads (the jobs package batches them as
+// it batches successes' outcomes). Deliveries used to be claimed here too
+// (PROCESSING, one statement each, then one per batch): that write, a
+// non-HOT update of every index of the ledger, and the wait for its commit
+// were the largest part of a delivery's cost (docs/BENCHMARKS.md), for a
+// status that lasted a few milliseconds.
+func (s *Store) DeliveryTargetMany(ctx context.Context, ids []uuid.UUID) ([]*DeliveryTarget, error) {
+	rows, err := s.Pool.Query(ctx, deliveryTargetSQL, ids)
 	if err != nil {
-		return nil, fmt.Errorf("claiming %d deliveries: %w", n, err)
+		return nil, fmt.Errorf("reading %d deliveries: %w", len(ids), err)
 	}
 	defer rows.Close()
-	out := make([]Claimed, n)
+	out := make([]*DeliveryTarget, len(ids))
 	for rows.Next() {
-		var t DeliveryTarget
 		var url, state, secret, previous *string
-		var claimed bool
 		var i int
-		d, err := scanDelivery(rows, &url, &state, &secret, &previous, &claimed, &i)
+		d, err := scanDelivery(rows, &url, &state, &secret, &previous, &i)
 		if err != nil {
-			return nil, fmt.Errorf("claiming %d deliveries: %w", n, err)
+			return nil, fmt.Errorf("reading %d deliveries: %w", len(ids), err)
 		}
-		t.Delivery = d
-		t.EndpointState = EndpointDeleted
+		t := &DeliveryTarget{Delivery: d, EndpointState: EndpointDeleted}
 		if state != nil {
 			t.EndpointState = *state
 		}
@@ -285,43 +253,70 @@ func (s *Store) DeliveryClaimMany(ctx context.Context, reqs []ClaimRequest) ([]C
 		if previous != nil {
 			t.Previous = *previous
 		}
-		out[i-1] = Claimed{Target: &t, Claimed: claimed}
+		out[i-1] = t
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claiming %d deliveries: %w", n, err)
+		return nil, fmt.Errorf("reading %d deliveries: %w", len(ids), err)
 	}
 	return out, nil
 }
 
-// deliveryClaimSQL: u holds the requests, numbered from 1 (n); t is each
-// requested row with its endpoint as the statement's snapshot sees them; c
-// the claims, whose RETURNING is the row as claimed; the answer is c's row
-// where it claimed, else t's, with the request's number last. The claim
-// joins the rows by primary key, and says which statuses it takes without
-// repeating the sweep index's predicate: when that predicate was implied,
-// the planner, whose statistics rarely see a backlog, chose that partial
-// index over the primary key and walked every delivery in flight for each
-// claim (EXPLAIN ANALYZE in the bench's growth runs).
-var deliveryClaimSQL = `WITH async AS (SELECT set_config('synchronous_commit', 'off', true)),
-	u AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[], $4::bool[])
-		WITH ORDINALITY AS u(id, claimant, due_by, claim, n)),
-	t AS (SELECT ` + deliveryColumns.Of("d") + `,
-			e.url, CASE WHEN e.deleted_at IS NULL THEN e.status END AS state, e.secret,
-			CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous,
-			u.claimant, u.due_by, u.claim, u.n
-		FROM u
-		JOIN webhook_deliveries d ON d.id = u.id
-		LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id),
-	c AS (UPDATE webhook_deliveries d SET status = 'PROCESSING', last_attempt_at = now(), updated_at = now()
-		FROM t, async
-		WHERE t.claim AND d.id = t.id AND d.job_id = t.claimant AND t.state = 'enabled'
-			AND d.status <> 'SUCCEEDED' AND NOT (d.status = 'FAILED' AND d.next_retry_at IS NULL)
-			AND (d.next_retry_at IS NULL OR d.next_retry_at <= t.due_by)
-		RETURNING ` + deliveryColumns.Of("d") + `, t.n)
-	SELECT ` + deliveryColumns.Of("c") + `, t.url, t.state, t.secret, t.previous, true, c.n FROM c JOIN t ON t.n = c.n
-	UNION ALL
-	SELECT ` + deliveryColumns.Of("t") + `, t.url, t.state, t.secret, t.previous, false, t.n FROM t
-		WHERE NOT EXISTS (SELECT 1 FROM c WHERE c.n = t.n)`
+// deliveryTargetSQL: each requested row, numbered from 1, with its endpoint.
+var deliveryTargetSQL = `SELECT ` + deliveryColumns.Of("d") + `,
+		e.url, CASE WHEN e.deleted_at IS NULL THEN e.status END, e.secret,
+		CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END,
+		u.n
+	FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, n)
+	JOIN webhook_deliveries d ON d.id = u.id
+	LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id`
+
+// SendableBy reports whether job jobID may make an attempt at t's delivery
+// now (dueBy: the caller's clock plus its slack): the job owns the row's
+// cycle (job_id); the row is PENDING or PROCESSING, or FAILED with a
+// recovery attempt scheduled; it is due by dueBy; and its endpoint is
+// enabled.
+func (t *DeliveryTarget) SendableBy(jobID int64, dueBy time.Time) bool {
+	d := t.Delivery
+	return d.JobID != nil && *d.JobID == jobID && t.EndpointState == EndpointEnabled &&
+		d.Status != DeliverySucceeded && !(d.Status == DeliveryFailed && d.NextRetryAt == nil) &&
+		(d.NextRetryAt == nil || !d.NextRetryAt.After(dueBy))
+}
+
+// ProcessingMark names an attempt that is still in flight: the delivery,
+// the job making it, the ledger's attempts count when it started, and when.
+type ProcessingMark struct {
+	DeliveryID    uuid.UUID
+	JobID         int64
+	PriorAttempts int
+	StartedAt     time.Time
+}
+
+// DeliveryMarkProcessingMany marks deliveries whose attempt has been in
+// flight for a while PROCESSING, with last_attempt_at its start, so that
+// operators see what a slow or hanging endpoint holds. Only rows still
+// where the attempt found them are marked (the job's cycle, the same
+// attempts count, not SUCCEEDED): a mark that comes after the attempt's
+// outcome changes nothing. Its commit does not wait for its WAL flush: a
+// mark lost to a crash leaves the row as it was before the attempt, and
+// the sweep and River's rescue treat both alike. It returns one empty
+// value per mark.
+func (s *Store) DeliveryMarkProcessingMany(ctx context.Context, marks []ProcessingMark) ([]struct{}, error) {
+	n := len(marks)
+	ids, jobIDs, prior, started := make([]uuid.UUID, n), make([]int64, n), make([]int32, n), make([]time.Time, n)
+	for i, m := range marks {
+		ids[i], jobIDs[i], prior[i], started[i] = m.DeliveryID, m.JobID, int32(m.PriorAttempts), m.StartedAt
+	}
+	_, err := s.Pool.Exec(ctx, `WITH async AS (SELECT set_config('synchronous_commit', 'off', true)),
+		u AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::timestamptz[]) AS u(id, job_id, prior, started))
+		UPDATE webhook_deliveries d SET status = 'PROCESSING', last_attempt_at = u.started, updated_at = now()
+		FROM u, async
+		WHERE d.id = u.id AND d.job_id = u.job_id AND d.attempts = u.prior AND d.status IN ('PENDING', 'FAILED')`,
+		ids, jobIDs, prior, started)
+	if err != nil {
+		return nil, fmt.Errorf("marking %d deliveries PROCESSING: %w", n, err)
+	}
+	return make([]struct{}, n), nil
+}
 
 // DeliveryEndUnsent ends a delivery of job jobID FAILED without an attempt,
 // because its endpoint was disabled or deleted. It reports false when the
@@ -353,6 +348,8 @@ type AttemptRecord struct {
 	PriorAttempts int
 	// Recovery marks an attempt of the recovery tail, not of the fast cycle.
 	Recovery bool
+	// StartedAt is when the attempt started: the row's last_attempt_at.
+	StartedAt time.Time
 	// DisableAfter disables the endpoint when this attempt failed and every
 	// attempt has failed for this long (WEBHOOK_DISABLE_AFTER); 0 never does.
 	DisableAfter time.Duration
@@ -390,6 +387,7 @@ func (s *Store) DeliveryRecordAttemptTx(ctx context.Context, tx pgx.Tx, r Attemp
 				cycle_attempts = cycle_attempts + CASE WHEN $7 THEN 0 ELSE 1 END,
 				recovery_attempts = recovery_attempts + CASE WHEN $7 THEN 1 ELSE 0 END,
 				next_retry_at = $4,
+				last_attempt_at = $11,
 				http_status_code = $5,
 				error_message = $6,
 				delivered_at = CASE WHEN $3 = 'SUCCEEDED' THEN now() ELSE delivered_at END,
@@ -405,7 +403,7 @@ func (s *Store) DeliveryRecordAttemptTx(ctx context.Context, tx pgx.Tx, r Attemp
 		)
 		SELECT endpoint_id FROM d`,
 		r.DeliveryID, r.JobID, r.Status, r.NextRetryAt, r.StatusCode, r.Error, r.Recovery, r.PriorAttempts,
-		r.Duration.Milliseconds(), r.ResponseBody).Scan(&endpointID)
+		r.Duration.Milliseconds(), r.ResponseBody, r.StartedAt).Scan(&endpointID)
 	if err != nil {
 		if notFound(err) == ErrNotFound {
 			return res, nil
@@ -445,7 +443,7 @@ func (s *Store) DeliveryRecordAttemptTx(ctx context.Context, tx pgx.Tx, r Attemp
 func (s *Store) DeliveryRecordSucceededMany(ctx context.Context, recs []AttemptRecord) ([]bool, error) {
 	n := len(recs)
 	ids, jobIDs, prior := make([]uuid.UUID, n), make([]int64, n), make([]int32, n)
-	codes, durations := make([]*int32, n), make([]int64, n)
+	codes, durations, started := make([]*int32, n), make([]int64, n), make([]time.Time, n)
 	recovery, bodies := make([]bool, n), make([]*string, n)
 	for i, r := range recs {
 		if r.Status != DeliverySucceeded {
@@ -456,19 +454,21 @@ func (s *Store) DeliveryRecordSucceededMany(ctx context.Context, recs []AttemptR
 			c := int32(*r.StatusCode)
 			codes[i] = &c
 		}
-		durations[i], recovery[i], bodies[i] = r.Duration.Milliseconds(), r.Recovery, r.ResponseBody
+		durations[i], recovery[i], bodies[i], started[i] = r.Duration.Milliseconds(), r.Recovery, r.ResponseBody, r.StartedAt
 	}
 	var written []uuid.UUID
 	err := s.InTxRetrying(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `WITH u AS (
-				SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::int[], $5::bigint[], $6::bool[], $7::text[])
-					AS u(id, job_id, prior, status_code, duration_ms, recovery, body)),
+				SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::int[], $5::bigint[], $6::bool[], $7::text[],
+						$8::timestamptz[])
+					AS u(id, job_id, prior, status_code, duration_ms, recovery, body, started)),
 			d AS (UPDATE webhook_deliveries d SET
 					status = 'SUCCEEDED',
 					attempts = d.attempts + 1,
 					cycle_attempts = d.cycle_attempts + CASE WHEN u.recovery THEN 0 ELSE 1 END,
 					recovery_attempts = d.recovery_attempts + CASE WHEN u.recovery THEN 1 ELSE 0 END,
 					next_retry_at = NULL,
+					last_attempt_at = u.started,
 					http_status_code = u.status_code,
 					error_message = NULL,
 					delivered_at = now(),
@@ -483,7 +483,7 @@ func (s *Store) DeliveryRecordSucceededMany(ctx context.Context, recs []AttemptR
 			-- every batch.
 			e AS (UPDATE webhook_endpoints SET failing_since = NULL, updated_at = now()
 				WHERE id IN (SELECT endpoint_id FROM d) AND failing_since IS NOT NULL)
-			SELECT id FROM d`, ids, jobIDs, prior, codes, durations, recovery, bodies)
+			SELECT id FROM d`, ids, jobIDs, prior, codes, durations, recovery, bodies, started)
 		if err != nil {
 			return err
 		}

@@ -263,52 +263,90 @@ func TestDeliveryRecordSucceededManyWritesEachOwnedRowOnce(t *testing.T) {
 	require.Equal(t, 1, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM webhook_delivery_attempts WHERE delivery_id = $1`, recs[0].DeliveryID))
 }
 
-// Many workers' claims in one statement, each answered in its request's
-// place: the row as claimed when it was its job's and due; as read when it
-// was another job's, not due, or only to be read; nothing for a row that
-// does not exist. Two jobs asking for one row: only the row's own job claims.
-func TestDeliveryClaimManyAnswersEachRequestInItsPlace(t *testing.T) {
+// Many workers' reads in one statement, each answered in its request's
+// place (nil for a row that does not exist), and nothing written. Whether a
+// job may send follows the row: its own cycle's job, due, endpoint enabled.
+func TestDeliveryTargetManyAnswersEachRequestInItsPlace(t *testing.T) {
 	t.Parallel()
 	b := setupOutbox(t, "https://merchant.example.com/hooks")
 	ctx := context.Background()
-	ids, jobIDs := make([]uuid.UUID, 4), make([]int64, 4)
+	ids, jobIDs := make([]uuid.UUID, 3), make([]int64, 3)
 	for i := range ids {
 		p := b.createPayment(t, "sandbox")
 		require.NoError(t, b.store.Pool.QueryRow(ctx, `SELECT d.id, d.job_id FROM webhook_deliveries d
 			JOIN events e ON e.id = d.event_id WHERE e.object_id = $1`, p.ID).Scan(&ids[i], &jobIDs[i]))
 	}
-	_, err := b.store.Pool.Exec(ctx, `UPDATE webhook_deliveries SET next_retry_at = now() + interval '1 hour' WHERE id = $1`, ids[2])
+	_, err := b.store.Pool.Exec(ctx, `UPDATE webhook_deliveries SET next_retry_at = now() + interval '1 hour' WHERE id = $1`, ids[1])
 	require.NoError(t, err)
-	now := time.Now()
-	reqs := []db.ClaimRequest{
-		{DeliveryID: ids[0], JobID: jobIDs[0], DueBy: now, Claim: true},
-		{DeliveryID: ids[1], JobID: jobIDs[1] + 1000, DueBy: now, Claim: true}, // not its job
-		{DeliveryID: ids[2], JobID: jobIDs[2], DueBy: now, Claim: true},        // not due
-		{DeliveryID: uuid.New(), JobID: 1, DueBy: now, Claim: true},            // gone
-		{DeliveryID: ids[3], JobID: jobIDs[3], Claim: false},                   // read only
-		{DeliveryID: ids[1], JobID: jobIDs[1], DueBy: now, Claim: true},        // its own job, in the same batch
+	_, err = b.store.Pool.Exec(ctx, `UPDATE webhook_deliveries SET status = 'SUCCEEDED', next_retry_at = NULL WHERE id = $1`, ids[2])
+	require.NoError(t, err)
+	versions := func() string { // every row's version: unchanged when nothing was written
+		var v string
+		require.NoError(t, b.store.Pool.QueryRow(ctx, `SELECT string_agg(xmin::text, ',' ORDER BY id) FROM webhook_deliveries`).Scan(&v))
+		return v
 	}
-	got, err := b.store.DeliveryClaimMany(ctx, reqs)
+	before := versions()
+
+	got, err := b.store.DeliveryTargetMany(ctx, []uuid.UUID{ids[0], ids[1], uuid.New(), ids[2], ids[0]})
 	require.NoError(t, err)
-	require.Len(t, got, len(reqs))
-	require.Nil(t, got[3].Target)
-	wantClaimed := []bool{true, false, false, false, false, true}
-	for i, c := range got {
-		require.Equal(t, wantClaimed[i], c.Claimed, "request %d", i)
-		if c.Target == nil {
+	require.Len(t, got, 5)
+	require.Nil(t, got[2])
+	for i, id := range []uuid.UUID{ids[0], ids[1], uuid.Nil, ids[2], ids[0]} {
+		if id == uuid.Nil {
 			continue
 		}
-		require.Equal(t, reqs[i].DeliveryID, c.Target.Delivery.ID, "request %d", i)
-		require.Equal(t, db.EndpointEnabled, c.Target.EndpointState)
-		require.Equal(t, "https://merchant.example.com/hooks", c.Target.URL)
-		require.NotEmpty(t, c.Target.Secret)
-		want := db.DeliveryPending
-		if c.Claimed {
-			want = db.DeliveryProcessing
-		}
-		require.Equal(t, want, c.Target.Delivery.Status, "request %d", i)
+		require.Equal(t, id, got[i].Delivery.ID, "request %d", i)
+		require.Equal(t, db.EndpointEnabled, got[i].EndpointState)
+		require.Equal(t, "https://merchant.example.com/hooks", got[i].URL)
+		require.NotEmpty(t, got[i].Secret)
 	}
-	require.Equal(t, 2, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM webhook_deliveries WHERE status = 'PROCESSING'`))
-	require.Equal(t, 2, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM webhook_deliveries
-		WHERE status = 'PROCESSING' AND id = ANY($1)`, []uuid.UUID{ids[0], ids[1]}))
+	now := time.Now()
+	require.True(t, got[0].SendableBy(jobIDs[0], now))
+	require.False(t, got[0].SendableBy(jobIDs[0]+1000, now), "another job's cycle")
+	require.False(t, got[1].SendableBy(jobIDs[1], now), "not due")
+	require.True(t, got[1].SendableBy(jobIDs[1], now.Add(2*time.Hour)))
+	require.False(t, got[3].SendableBy(jobIDs[2], now), "delivered")
+	got[0].EndpointState = "disabled"
+	require.False(t, got[0].SendableBy(jobIDs[0], now), "endpoint disabled")
+	require.Equal(t, before, versions())
+	require.Zero(t, dbtest.Count(t, b.store.Pool, `SELECT count(*) FROM webhook_deliveries WHERE status = 'PROCESSING'`))
+}
+
+// A slow attempt's mark: PROCESSING with last_attempt_at its start, only
+// where the attempt found the row; a mark that comes after the outcome, or
+// for another job's cycle, changes nothing.
+func TestDeliveryMarkProcessingManyMarksOnlyRowsWhereTheAttemptFoundThem(t *testing.T) {
+	t.Parallel()
+	b := setupOutbox(t, "https://merchant.example.com/hooks")
+	ctx := context.Background()
+	ids, jobIDs := make([]uuid.UUID, 3), make([]int64, 3)
+	for i := range ids {
+		p := b.createPayment(t, "sandbox")
+		require.NoError(t, b.store.Pool.QueryRow(ctx, `SELECT d.id, d.job_id FROM webhook_deliveries d
+			JOIN events e ON e.id = d.event_id WHERE e.object_id = $1`, p.ID).Scan(&ids[i], &jobIDs[i]))
+	}
+	started := time.Now().Add(-3 * time.Second).UTC().Truncate(time.Microsecond)
+	code := 200
+	written, err := b.store.DeliveryRecordSucceededMany(ctx, []db.AttemptRecord{{DeliveryID: ids[1], JobID: jobIDs[1],
+		Status: db.DeliverySucceeded, StatusCode: &code, StartedAt: started}})
+	require.NoError(t, err)
+	require.Equal(t, []bool{true}, written)
+
+	_, err = b.store.DeliveryMarkProcessingMany(ctx, []db.ProcessingMark{
+		{DeliveryID: ids[0], JobID: jobIDs[0], StartedAt: started},
+		{DeliveryID: ids[1], JobID: jobIDs[1], StartedAt: started},        // its outcome came first
+		{DeliveryID: ids[2], JobID: jobIDs[2] + 1000, StartedAt: started}, // not its job
+	})
+	require.NoError(t, err)
+	statuses := make([]string, 3)
+	for i, id := range ids {
+		var last *time.Time
+		require.NoError(t, b.store.Pool.QueryRow(ctx, `SELECT status, last_attempt_at FROM webhook_deliveries WHERE id = $1`, id).
+			Scan(&statuses[i], &last))
+		if i < 2 {
+			require.NotNil(t, last)
+			require.True(t, started.Equal(*last), "last_attempt_at is the attempt's start: %v", last)
+		}
+	}
+	require.Equal(t, []string{db.DeliveryProcessing, db.DeliverySucceeded, db.DeliveryPending}, statuses)
 }

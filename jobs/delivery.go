@@ -105,9 +105,10 @@ type DeliveryWorker struct {
 	cfg     Config
 	client  *http.Client
 	limiter *merchantLimiter
-	// claims batches the workers' claims; successes the ledger writes of
-	// successful attempts.
-	claims    *batcher[db.ClaimRequest, db.Claimed]
+	// Batches of many workers' statements: their reads of deliveries,
+	// marks of slow attempts, and successes' ledger writes.
+	targets   *batcher[uuid.UUID, *db.DeliveryTarget]
+	marks     *batcher[db.ProcessingMark, struct{}]
 	successes *batcher[db.AttemptRecord, bool]
 	// unrecorded holds, per job id, an attempt that reached the merchant
 	// but whose ledger write failed: the job's next run writes it first.
@@ -130,7 +131,8 @@ func newDeliveryWorker(store *db.Store, log *slog.Logger, cfg Config) *DeliveryW
 		cfg:    cfg,
 		client: NewHTTPClient(cfg.WebhookTimeout, cfg.AllowPrivateNetworks),
 	}
-	w.claims = newBatcher(store.DeliveryClaimMany)
+	w.targets = newBatcher(store.DeliveryTargetMany)
+	w.marks = newBatcher(store.DeliveryMarkProcessingMany)
 	w.successes = newBatcher(store.DeliveryRecordSucceededMany)
 	w.limiter = newMerchantLimiter(cfg.MerchantConcurrency, cfg.WebhookTimeout, w.wakeSnoozed)
 	return w
@@ -143,8 +145,8 @@ func newDeliveryWorker(store *db.Store, log *slog.Logger, cfg Config) *DeliveryW
 func NewHTTPClient(timeout time.Duration, allowPrivate bool) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
-			DialContext:         netguard.Dialer(timeout, allowPrivate).DialContext,
-			ForceAttemptHTTP2:   true,
+			DialContext:       netguard.Dialer(timeout, allowPrivate).DialContext,
+			ForceAttemptHTTP2: true,
 			// One host may serve many merchants (a platform's endpoints):
 			// idle connections are kept per host up to the total, so a
 			// burst to one host does not close and re-dial connections
@@ -209,9 +211,9 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[db.DeliveryArg
 	merchantID := job.Args.MerchantID
 	if merchantID == uuid.Nil {
 		// A job inserted before its args named the merchant: read it first.
-		t, _, err := w.claim(db.ClaimRequest{DeliveryID: job.Args.DeliveryID, JobID: job.ID})
+		t, err := w.target(job)
 		if err != nil {
-			return w.unclaimed(ctx, job, nil, err)
+			return w.unread(job, err)
 		}
 		merchantID = t.Delivery.MerchantID
 	}
@@ -221,45 +223,63 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[db.DeliveryArg
 	if release == nil {
 		return river.JobSnooze(snooze) // the merchant has enough attempts in flight
 	}
-	t, claimed, err := w.claim(db.ClaimRequest{DeliveryID: job.Args.DeliveryID, JobID: job.ID,
-		DueBy: time.Now().Add(dueSlack), Claim: true})
-	if !claimed {
+	t, err := w.target(job)
+	if err != nil {
 		release(0)
-		return w.unclaimed(ctx, job, t, err)
+		return w.unread(job, err)
+	}
+	if !t.SendableBy(job.ID, time.Now().Add(dueSlack)) {
+		release(0)
+		return w.unsendable(ctx, job, t)
 	}
 	d := t.Delivery
-	a := w.send(ctx, t)
+	// An attempt still in flight after processingMarkAfter is marked
+	// PROCESSING, for operators; a quick one never is (the mark would cost
+	// as much as the rest of the ledger's writes).
+	started := time.Now()
+	mark := time.AfterFunc(processingMarkAfter, func() {
+		// Best effort: the mark only informs, and a failed one changes nothing.
+		_, _ = w.marks.do(db.ProcessingMark{DeliveryID: d.ID, JobID: job.ID, PriorAttempts: d.Attempts, StartedAt: started})
+	})
+	a := w.send(ctx, t, started)
+	mark.Stop()
 	release(a.duration)
 	if w.cfg.afterResponseFunc != nil {
 		w.cfg.afterResponseFunc()
 	}
 	if ctx.Err() != nil {
 		// Shutdown cut the attempt short: that says nothing about the
-		// endpoint. The ledger stays PROCESSING and River runs the job again.
+		// endpoint. The ledger stays as it was and River runs the job again.
 		return ctx.Err()
 	}
 	return w.write(ctx, job, w.outcome(job, d, a))
 }
 
-// claim reads, and when r says so claims, r's delivery in the next batch of
-// claims (db.Store.DeliveryClaimMany); db.ErrNotFound when it is gone.
-func (w *DeliveryWorker) claim(r db.ClaimRequest) (*db.DeliveryTarget, bool, error) {
-	c, err := w.claims.do(r)
-	if err == nil && c.Target == nil {
+// processingMarkAfter is how long an attempt is in flight before its
+// delivery is marked PROCESSING.
+const processingMarkAfter = time.Second
+
+// target reads the job's delivery and its endpoint in the next batch of
+// reads (db.Store.DeliveryTargetMany); db.ErrNotFound when it is gone.
+func (w *DeliveryWorker) target(job *river.Job[db.DeliveryArgs]) (*db.DeliveryTarget, error) {
+	t, err := w.targets.do(job.Args.DeliveryID)
+	if err == nil && t == nil {
 		err = db.ErrNotFound
 	}
-	return c.Target, c.Claimed, err
+	return t, err
 }
 
-// unclaimed says what a run that did not claim its delivery does, from the
-// row as the claim read it (or its error).
-func (w *DeliveryWorker) unclaimed(ctx context.Context, job *river.Job[db.DeliveryArgs], t *db.DeliveryTarget, err error) error {
+// unread says what a run whose delivery could not be read does.
+func (w *DeliveryWorker) unread(job *river.Job[db.DeliveryArgs], err error) error {
 	if errors.Is(err, db.ErrNotFound) {
 		return nil // the row was deleted: nothing to send
 	}
-	if err != nil {
-		return fmt.Errorf("loading delivery %s: %w", job.Args.DeliveryID, err)
-	}
+	return fmt.Errorf("loading delivery %s: %w", job.Args.DeliveryID, err)
+}
+
+// unsendable says what a run whose delivery is not its to send now does,
+// from the row as it was read.
+func (w *DeliveryWorker) unsendable(ctx context.Context, job *river.Job[db.DeliveryArgs], t *db.DeliveryTarget) error {
 	d := t.Delivery
 	// Only the current cycle's job sends, and nothing is sent again once the
 	// ledger says SUCCEEDED or FAILED (unless a recovery attempt is due): a
@@ -281,8 +301,6 @@ func (w *DeliveryWorker) unclaimed(ctx context.Context, job *river.Job[db.Delive
 		_, err := w.store.DeliveryEndUnsent(ctx, d.ID, job.ID, t.EndpointState)
 		return err
 	}
-	// Claimable when read, not when claimed (moved on in between): the
-	// row's next change brings its next run.
 	return nil
 }
 
@@ -294,7 +312,7 @@ func (w *DeliveryWorker) unclaimed(ctx context.Context, job *river.Job[db.Delive
 func (w *DeliveryWorker) outcome(job *river.Job[db.DeliveryArgs], d *db.Delivery, a *attempt) *pendingAttempt {
 	n := d.CycleAttempts + 1
 	recovery := n > w.cfg.WebhookMaxRetries+1
-	rec := db.AttemptRecord{DeliveryID: d.ID, JobID: job.ID, Duration: a.duration, Recovery: recovery,
+	rec := db.AttemptRecord{DeliveryID: d.ID, JobID: job.ID, StartedAt: a.started, Duration: a.duration, Recovery: recovery,
 		PriorAttempts: d.Attempts, DisableAfter: w.cfg.DisableAfter}
 	if a.statusCode != 0 {
 		rec.StatusCode = &a.statusCode
@@ -443,6 +461,7 @@ func (w *DeliveryWorker) attemptDone(ctx context.Context, p *pendingAttempt) {
 
 // attempt is one HTTP attempt's outcome.
 type attempt struct {
+	started    time.Time
 	duration   time.Duration
 	statusCode int    // 0 when no response came
 	body       string // the response's first 1 KiB, as valid UTF-8
@@ -452,10 +471,9 @@ type attempt struct {
 
 // send makes one attempt: POST the stored payload, byte for byte, with the
 // headers docs/WEBHOOKS.md lists, within WebhookTimeout.
-func (w *DeliveryWorker) send(ctx context.Context, t *db.DeliveryTarget) *attempt {
-	start := time.Now()
+func (w *DeliveryWorker) send(ctx context.Context, t *db.DeliveryTarget, start time.Time) *attempt {
 	a := w.post(ctx, t, start)
-	a.duration = time.Since(start)
+	a.started, a.duration = start, time.Since(start)
 	if a.err != nil {
 		a.err = boundedError{a.err}
 	}

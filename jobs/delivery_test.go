@@ -345,6 +345,37 @@ func TestDeliverySendsSignedPayload(t *testing.T) {
 	require.Equal(t, `{"received":true}`, body)
 }
 
+// An attempt still in flight after a second is marked PROCESSING, with
+// last_attempt_at its start, so operators see what a slow endpoint holds;
+// its outcome then replaces the mark.
+func TestDeliverySlowAttemptIsMarkedProcessing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	answer := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(answer) }) }
+	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		<-answer
+		w.WriteHeader(http.StatusOK)
+	})
+	t.Cleanup(release) // before the receiver's Close, which waits for the handler
+	m, _ := b.merchant(rc.URL)
+	id := b.emit(m)
+	cfg := testConfig()
+	cfg.WebhookTimeout = time.Minute // the attempt is in flight until the test answers
+	b.start(cfg)
+
+	b.waitStatus(id, db.DeliveryProcessing, 30*time.Second)
+	got := rc.got()
+	require.Len(t, got, 1, "marked while its one attempt is in flight")
+	var last time.Time
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT last_attempt_at FROM webhook_deliveries WHERE id = $1`, id).Scan(&last))
+	require.False(t, last.After(got[0].at), "last_attempt_at %v is the attempt's start, before its arrival %v", last, got[0].at)
+	release()
+	row := b.waitStatus(id, db.DeliverySucceeded, 30*time.Second)
+	require.Equal(t, 1, row.Attempts)
+}
+
 func TestDeliveryOperatorSecretAndURLBySQL(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -64,7 +64,8 @@ func TestCrashSIGKILLUnderLoad(t *testing.T) {
 					base.Store(&b)
 				}
 				var n int
-				_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM webhook_deliveries WHERE status = 'PROCESSING'`).Scan(&n)
+				_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job
+					WHERE kind = 'webhook_delivery' AND state = 'running'`).Scan(&n)
 				return n > 0
 			}, 60*time.Second, 5*time.Millisecond, "no delivery in flight; log:\n%s", c.logs)
 		}

@@ -63,15 +63,22 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 				base.Store(&c.base)
 				l := newLoad(key, &base)
 				stopLoad := l.run(ctx, 4)
-				// Under load for a while, with deliveries in flight.
+				// Under load for a while, with deliveries in flight: attempts
+				// running, and when the endpoint holds some for 10 s, attempts
+				// in flight long enough to be marked PROCESSING, so that their
+				// hand-back shows in the ledger.
+				inFlightSQL := `SELECT count(*) FROM river_job WHERE kind = 'webhook_delivery' AND state = 'running'`
+				if tc.handBack {
+					inFlightSQL = `SELECT count(*) FROM webhook_deliveries WHERE status = 'PROCESSING'`
+				}
 				require.Eventually(t, func() bool {
 					var n int
-					_ = pool.QueryRow(ctx, `SELECT count(*) FROM webhook_deliveries WHERE status = 'PROCESSING'`).Scan(&n)
+					_ = pool.QueryRow(ctx, inFlightSQL).Scan(&n)
 					return n > 0 && l.ok.Load() > 20
 				}, 60*time.Second, 5*time.Millisecond, "no delivery in flight; log:\n%s", c.logs)
 
 				var inFlight int
-				require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM webhook_deliveries WHERE status = 'PROCESSING'`).Scan(&inFlight))
+				require.NoError(t, pool.QueryRow(ctx, inFlightSQL).Scan(&inFlight))
 				require.NoError(t, c.terminate(t, 90*time.Second), "exit 0 after SIGTERM under load; log:\n%s", c.logs)
 				stopLoad()
 

@@ -101,20 +101,33 @@ type pruneRun struct {
 	During latencyRun `json:"latency_during"`
 	// Sizes before, right after, after VACUUM, and after another day's
 	// worth of rows was inserted (normal inserts, every index in place).
-	SizeBefore    ledgerSize `json:"size_before"`
-	SizeAfter     ledgerSize `json:"size_after_prune"`
-	SizeVacuumed  ledgerSize `json:"size_after_vacuum"`
-	SizeRefilled  ledgerSize `json:"size_after_new_day"`
-	VacuumS       float64    `json:"vacuum_s"`
-	NewDayRows    int        `json:"new_day_deliveries"`
-	NewDayInsertS float64    `json:"new_day_insert_s"`
+	SizeBefore   ledgerSize `json:"size_before"`
+	SizeAfter    ledgerSize `json:"size_after_prune"`
+	SizeVacuumed ledgerSize `json:"size_after_vacuum"`
+	SizeRefilled ledgerSize `json:"size_after_new_day"`
+	VacuumS      float64    `json:"vacuum_s"`
+	// ReusableIndexMiB is, by table, the index space VACUUM VERBOSE reported
+	// reusable after the prune.
+	ReusableIndexMiB map[string]float64 `json:"reusable_index_mib"`
+	NewDayRows       int                `json:"new_day_deliveries"`
+	NewDayInsertS    float64            `json:"new_day_insert_s"`
 }
 
 // grownLedger is the database growth mode fills once and every scenario reuses.
 type grownLedger struct {
-	url string
-	ms  []*merchant
-	eps []*endpoint
+	url   string
+	ms    []*merchant // scenario 1's
+	eps   []*endpoint
+	quiet *merchant // in the filled ledger, no row in the newer half
+}
+
+// ids are the merchants the fill spreads its rows over, quiet last.
+func (g *grownLedger) ids() []uuid.UUID {
+	ids := make([]uuid.UUID, 0, len(g.ms)+1)
+	for _, m := range g.ms {
+		ids = append(ids, m.ID)
+	}
+	return append(ids, g.quiet.ID)
 }
 
 // grown makes (once) the grown database: throughputMerchants merchants,
@@ -138,10 +151,12 @@ func (b *bench) grown(ctx context.Context, res *growthResult) (*grownLedger, err
 		ep.setSecret(m.WebhookSecret)
 		g.ms, g.eps = append(g.ms, m), append(g.eps, ep)
 	}
-	ids := make([]uuid.UUID, len(g.ms))
-	for i, m := range g.ms {
-		ids[i] = m.ID
+	// A merchant who left halfway through the 30 days: no traffic since,
+	// so its list is the list plans' worst case.
+	if g.quiet, err = b.createMerchant(ctx, dbURL, "quiet", b.rcv.endpoint("grown-quiet", answerOK).url); err != nil {
+		return nil, err
 	}
+	ids := g.ids()
 	n := b.opts.growth
 	res.Deliveries, res.Attempts, res.Events = n, 3*n, n
 	if res.Fill, err = fillLedger(ctx, dbURL, ids, n, fillChunk, b.logf); err != nil {
@@ -288,7 +303,7 @@ func insertLedgerRows(ctx context.Context, c *pgx.Conn, merchants, endpoints []u
 	const rows = `WITH g AS (
 			SELECT i, $1::timestamptz - ($2::float8 * (1 - i::float8 / $3::bigint)) * interval '1 second' AS at,
 				-- The last merchant stopped halfway through (a merchant who
-				-- left): its list is the list plans' worst case.
+				-- left).
 				1 + i % (cardinality($6::uuid[]) - CASE WHEN i >= $3::bigint / 2 AND cardinality($6::uuid[]) > 1 THEN 1 ELSE 0 END) AS m
 			FROM generate_series($4::bigint, $5::bigint - 1) AS i),
 		r AS (

@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/boohpay/boohpay/db"
@@ -293,8 +296,9 @@ func (b *bench) measurePrune(ctx context.Context, g *grownLedger) (*pruneRun, er
 		return nil, err
 	}
 	t0 := time.Now()
+	r.ReusableIndexMiB = map[string]float64{}
 	for _, table := range []string{"webhook_delivery_attempts", "webhook_deliveries"} {
-		if _, err := conn.Exec(ctx, "VACUUM "+table); err != nil {
+		if r.ReusableIndexMiB[table], err = vacuumReusable(ctx, g.url, table); err != nil {
 			return nil, err
 		}
 	}
@@ -305,11 +309,10 @@ func (b *bench) measurePrune(ctx context.Context, g *grownLedger) (*pruneRun, er
 
 	// A new day: as many rows as the day pruned, dated now, inserted with
 	// every index, trigger and foreign key in place.
-	ids := make([]uuid.UUID, len(g.ms))
-	eps := make([]uuid.UUID, len(g.ms))
-	for i, m := range g.ms {
-		ids[i] = m.ID
-		if err := conn.QueryRow(ctx, `SELECT id FROM webhook_endpoints WHERE merchant_id = $1 AND is_default AND deleted_at IS NULL`, m.ID).
+	ids := g.ids()
+	eps := make([]uuid.UUID, len(ids))
+	for i, id := range ids {
+		if err := conn.QueryRow(ctx, `SELECT id FROM webhook_endpoints WHERE merchant_id = $1 AND is_default AND deleted_at IS NULL`, id).
 			Scan(&eps[i]); err != nil {
 			return nil, err
 		}
@@ -329,8 +332,8 @@ func (b *bench) measurePrune(ctx context.Context, g *grownLedger) (*pruneRun, er
 	if r.SizeRefilled, err = sizeOf(ctx, conn); err != nil {
 		return nil, err
 	}
-	b.logf("growth: sizes before %s; after the prune %s; after VACUUM (%.0f s) %s; after a new day (%d deliveries in %.0f s) %s",
-		r.SizeBefore, r.SizeAfter, r.VacuumS, r.SizeVacuumed, day, r.NewDayInsertS, r.SizeRefilled)
+	b.logf("growth: sizes before %s; after the prune %s; after VACUUM (%.0f s; reusable index space %v MiB) %s; after a new day (%d deliveries in %.0f s) %s",
+		r.SizeBefore, r.SizeAfter, r.VacuumS, r.ReusableIndexMiB, r.SizeVacuumed, day, r.NewDayInsertS, r.SizeRefilled)
 	return r, nil
 }
 
@@ -348,11 +351,11 @@ func (b *bench) measureGrowth(ctx context.Context) error {
 		return err
 	}
 	if e := b.emptyDB; e != nil {
-		if b.growth.Empty, err = ledgerOf(ctx, e.url, e.ms[0].ID, e.ms[len(e.ms)-1].ID); err != nil {
+		if b.growth.Empty, err = ledgerOf(ctx, e.url, e.ms[0].ID, e.quiet.ID); err != nil {
 			return fmt.Errorf("the empty ledger: %w", err)
 		}
 	}
-	if b.growth.Grown, err = ledgerOf(ctx, g.url, g.ms[0].ID, g.ms[len(g.ms)-1].ID); err != nil {
+	if b.growth.Grown, err = ledgerOf(ctx, g.url, g.ms[0].ID, g.quiet.ID); err != nil {
 		return fmt.Errorf("the grown ledger: %w", err)
 	}
 	for _, l := range []*ledger{b.growth.Empty, b.growth.Grown} {
@@ -366,4 +369,39 @@ func (b *bench) measureGrowth(ctx context.Context) error {
 	}
 	b.growth.Retention, err = b.measurePrune(ctx, g)
 	return err
+}
+
+// indexPagesRE reads VACUUM VERBOSE's line about an index's pages (PostgreSQL 15).
+var indexPagesRE = regexp.MustCompile(`index "[^"]+": pages: \d+ in total, \d+ newly deleted, \d+ currently deleted, (\d+) reusable`)
+
+// vacuumReusable VACUUMs table and returns how much of its indexes' space
+// VACUUM VERBOSE reports reusable: index pages emptied and recycled for
+// new entries (b-tree pages freed by deleting old rows are not returned to
+// the disk, but new page splits take them).
+func vacuumReusable(ctx context.Context, dbURL, table string) (float64, error) {
+	cfg, err := pgx.ParseConfig(libpqURL(dbURL))
+	if err != nil {
+		return 0, err
+	}
+	var mu sync.Mutex
+	var pages int64
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		for _, m := range indexPagesRE.FindAllStringSubmatch(n.Message, -1) {
+			v, _ := strconv.ParseInt(m[1], 10, 64)
+			mu.Lock()
+			pages += v
+			mu.Unlock()
+		}
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "VACUUM (VERBOSE) "+table); err != nil {
+		return 0, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return mib(pages * 8192), nil
 }

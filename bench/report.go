@@ -204,6 +204,8 @@ func (r *results) growthTable(w io.Writer, g *growthResult) {
 		fmt.Fprintf(w, "| commit→receipt meanwhile, p50/p90/p99/max | — | %s | — |\n", pcts(p.During.latency))
 		fmt.Fprintf(w, "| sizes: before; pruned; vacuumed; a new day | — | %s; %s; %s; %s | — |\n",
 			p.SizeBefore, p.SizeAfter, p.SizeVacuumed, p.SizeRefilled)
+		fmt.Fprintf(w, "| index space VACUUM made reusable, MiB | — | deliveries %.0f, attempts %.0f | — |\n",
+			p.ReusableIndexMiB["webhook_deliveries"], p.ReusableIndexMiB["webhook_delivery_attempts"])
 	}
 }
 

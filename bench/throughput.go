@@ -89,6 +89,12 @@ func (b *bench) throughput(ctx context.Context) (*throughputResult, error) {
 		empty.ms, empty.eps = append(empty.ms, m), append(empty.eps, ep)
 	}
 	b.emptyDB = &grownLedger{url: dbURL, ms: empty.ms, eps: empty.eps}
+	if b.growth != nil {
+		// The grown ledger's quiet merchant's counterpart: none of scenario 1's rows.
+		if b.emptyDB.quiet, err = b.createMerchant(ctx, dbURL, "quiet", b.rcv.endpoint("quiet", answerOK).url); err != nil {
+			return nil, err
+		}
+	}
 	sides := []*deliverySide{empty}
 	var env []string
 	if b.growth != nil {

@@ -106,11 +106,11 @@ type pruneRun struct {
 	SizeVacuumed ledgerSize `json:"size_after_vacuum"`
 	SizeRefilled ledgerSize `json:"size_after_new_day"`
 	VacuumS      float64    `json:"vacuum_s"`
-	// ReusableIndexMiB is, by table, the index space VACUUM VERBOSE reported
-	// reusable after the prune.
-	ReusableIndexMiB map[string]float64 `json:"reusable_index_mib"`
-	NewDayRows       int                `json:"new_day_deliveries"`
-	NewDayInsertS    float64            `json:"new_day_insert_s"`
+	// Vacuums are the two VACUUMs after the prune: by table, the index
+	// pages each deleted and found reusable.
+	Vacuums       []map[string]indexPages `json:"vacuums"`
+	NewDayRows    int                     `json:"new_day_deliveries"`
+	NewDayInsertS float64                 `json:"new_day_insert_s"`
 }
 
 // grownLedger is the database growth mode fills once and every scenario reuses.

@@ -295,14 +295,21 @@ func (b *bench) measurePrune(ctx context.Context, g *grownLedger) (*pruneRun, er
 	if r.SizeAfter, err = sizeOf(ctx, conn); err != nil {
 		return nil, err
 	}
+	// Two VACUUMs, as autovacuum would run them over the following
+	// hours: the first removes the dead rows and deletes the emptied index
+	// pages, the second recycles those pages.
 	t0 := time.Now()
-	r.ReusableIndexMiB = map[string]float64{}
-	for _, table := range []string{"webhook_delivery_attempts", "webhook_deliveries"} {
-		if r.ReusableIndexMiB[table], err = vacuumReusable(ctx, g.url, table); err != nil {
-			return nil, err
+	r.Vacuums = []map[string]indexPages{{}, {}}
+	for i := range r.Vacuums {
+		for _, table := range []string{"webhook_delivery_attempts", "webhook_deliveries"} {
+			if r.Vacuums[i][table], err = vacuumVerbose(ctx, g.url, table); err != nil {
+				return nil, err
+			}
+		}
+		if i == 0 {
+			r.VacuumS = round(time.Since(t0).Seconds(), 1)
 		}
 	}
-	r.VacuumS = round(time.Since(t0).Seconds(), 1)
 	if r.SizeVacuumed, err = sizeOf(ctx, conn); err != nil {
 		return nil, err
 	}
@@ -332,8 +339,8 @@ func (b *bench) measurePrune(ctx context.Context, g *grownLedger) (*pruneRun, er
 	if r.SizeRefilled, err = sizeOf(ctx, conn); err != nil {
 		return nil, err
 	}
-	b.logf("growth: sizes before %s; after the prune %s; after VACUUM (%.0f s; reusable index space %v MiB) %s; after a new day (%d deliveries in %.0f s) %s",
-		r.SizeBefore, r.SizeAfter, r.VacuumS, r.ReusableIndexMiB, r.SizeVacuumed, day, r.NewDayInsertS, r.SizeRefilled)
+	b.logf("growth: sizes before %s; after the prune %s; after VACUUM (%.0f s; index pages %v MiB) %s; after a new day (%d deliveries in %.0f s) %s",
+		r.SizeBefore, r.SizeAfter, r.VacuumS, r.Vacuums, r.SizeVacuumed, day, r.NewDayInsertS, r.SizeRefilled)
 	return r, nil
 }
 
@@ -372,36 +379,45 @@ func (b *bench) measureGrowth(ctx context.Context) error {
 }
 
 // indexPagesRE reads VACUUM VERBOSE's line about an index's pages (PostgreSQL 15).
-var indexPagesRE = regexp.MustCompile(`index "[^"]+": pages: \d+ in total, \d+ newly deleted, \d+ currently deleted, (\d+) reusable`)
+var indexPagesRE = regexp.MustCompile(`index "[^"]+": pages: \d+ in total, (\d+) newly deleted, \d+ currently deleted, (\d+) reusable`)
 
-// vacuumReusable VACUUMs table and returns how much of its indexes' space
-// VACUUM VERBOSE reports reusable: index pages emptied and recycled for
-// new entries (b-tree pages freed by deleting old rows are not returned to
-// the disk, but new page splits take them).
-func vacuumReusable(ctx context.Context, dbURL, table string) (float64, error) {
+// indexPages is what VACUUM VERBOSE said of a table's indexes, in MiB:
+// b-tree pages it emptied and deleted, and deleted pages it found safe to
+// recycle (a page deleted by one VACUUM is recycled by a later one, once no
+// transaction can still see it). Recycled pages take new entries; neither
+// is returned to the disk.
+type indexPages struct {
+	NewlyDeletedMiB float64 `json:"newly_deleted_mib"`
+	ReusableMiB     float64 `json:"reusable_mib"`
+}
+
+// vacuumVerbose VACUUMs table and reads what it did to its indexes.
+func vacuumVerbose(ctx context.Context, dbURL, table string) (indexPages, error) {
+	var out indexPages
 	cfg, err := pgx.ParseConfig(libpqURL(dbURL))
 	if err != nil {
-		return 0, err
+		return out, err
 	}
 	var mu sync.Mutex
-	var pages int64
+	var deleted, reusable int64
 	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
 		for _, m := range indexPagesRE.FindAllStringSubmatch(n.Message, -1) {
-			v, _ := strconv.ParseInt(m[1], 10, 64)
+			d, _ := strconv.ParseInt(m[1], 10, 64)
+			r, _ := strconv.ParseInt(m[2], 10, 64)
 			mu.Lock()
-			pages += v
+			deleted, reusable = deleted+d, reusable+r
 			mu.Unlock()
 		}
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return 0, err
+		return out, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "VACUUM (VERBOSE) "+table); err != nil {
-		return 0, err
+		return out, err
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	return mib(pages * 8192), nil
+	return indexPages{NewlyDeletedMiB: mib(deleted * 8192), ReusableMiB: mib(reusable * 8192)}, nil
 }

@@ -204,8 +204,11 @@ func (r *results) growthTable(w io.Writer, g *growthResult) {
 		fmt.Fprintf(w, "| commit→receipt meanwhile, p50/p90/p99/max | — | %s | — |\n", pcts(p.During.latency))
 		fmt.Fprintf(w, "| sizes: before; pruned; vacuumed; a new day | — | %s; %s; %s; %s | — |\n",
 			p.SizeBefore, p.SizeAfter, p.SizeVacuumed, p.SizeRefilled)
-		fmt.Fprintf(w, "| index space VACUUM made reusable, MiB | — | deliveries %.0f, attempts %.0f | — |\n",
-			p.ReusableIndexMiB["webhook_deliveries"], p.ReusableIndexMiB["webhook_delivery_attempts"])
+		for i, v := range p.Vacuums {
+			d, a := v["webhook_deliveries"], v["webhook_delivery_attempts"]
+			fmt.Fprintf(w, "| VACUUM %d after the prune: index MiB deleted, reusable | — | deliveries %.0f, %.0f; attempts %.0f, %.0f | — |\n",
+				i+1, d.NewlyDeletedMiB, d.ReusableMiB, a.NewlyDeletedMiB, a.ReusableMiB)
+		}
 	}
 }
 

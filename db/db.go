@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
 )
 
 // Store runs queries on the pool. Its River client is insert-only: it puts
@@ -56,6 +57,7 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = MaxConnsDefault
 	}
+	ConfigurePool(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("opening database pool: %w", err)
@@ -65,6 +67,18 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("connecting to database: %w", err)
 	}
 	return pool, nil
+}
+
+// ConfigurePool sets what every pool on the service's database needs:
+// google/uuid's UUIDs encoded and decoded as Postgres uuids directly
+// (pgxuuid). pgx would otherwise pass each through its driver.Valuer string
+// form and parse it back: about 4% of a delivery's CPU in the service, for
+// the id arrays of the delivery worker's batched statements.
+func ConfigurePool(cfg *pgxpool.Config) {
+	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+		pgxuuid.Register(conn.TypeMap())
+		return nil
+	}
 }
 
 // InTx runs fn in one transaction, committing when it returns nil. Once the

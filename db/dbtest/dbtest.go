@@ -77,7 +77,12 @@ func URL(t testing.TB) string {
 // Pool returns a pool on a fresh migrated database for t.
 func Pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), URL(t))
+	cfg, err := pgxpool.ParseConfig(URL(t))
+	if err != nil {
+		t.Fatalf("parsing the test database URL: %v", err)
+	}
+	db.ConfigurePool(cfg)
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("opening pool: %v", err)
 	}
@@ -101,6 +106,7 @@ func Open(t testing.TB, url string, configure ...func(*pgxpool.Config)) *db.Stor
 	if err != nil {
 		t.Fatalf("parsing %s: %v", url, err)
 	}
+	db.ConfigurePool(cfg)
 	for _, c := range configure {
 		c(cfg)
 	}

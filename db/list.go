@@ -47,31 +47,32 @@ func list[T any](ctx context.Context, s *Store, table, columns string, merchantI
 // listQuery builds the page query. Its text has no optional predicates
 // ("$2 IS NULL OR …"), so each variant's cached plan stays an index range scan.
 //
-// It is a deferred join: the page's ids first, from the (merchant_id,
-// [filter,] id DESC) index alone, then their rows by primary key. Asked for
-// whole rows directly, the planner walked the primary key backwards and
-// filtered on merchant_id (the primary key's heap order looks cheaper), so
-// a page cost every other merchant's rows newer than it: 1.2–1.5 s for a
-// merchant quiet for 15 days in a ledger of 10 M deliveries
-// (docs/BENCHMARKS.md, Growth).
+// The merchant is matched with = ANY of a one-element array and the page is
+// ordered by (merchant_id, id DESC): only the (merchant_id, [filter,] id
+// DESC) indexes give that order, so the page reads its own limit+1 index
+// entries. With merchant_id = $1 and ORDER BY id DESC, the planner, which
+// assumes each merchant's rows are spread evenly over time, may walk the
+// primary key backwards filtering on merchant_id, reading every other
+// merchant's rows newer than the page: 1.2–1.5 s for a merchant quiet for
+// 15 days in a ledger of 10 M deliveries (docs/BENCHMARKS.md, Growth).
 func listQuery(table, columns, filterColumn string, merchantID uuid.UUID, params ListParams) (string, []any) {
-	page := `SELECT id FROM ` + table + ` WHERE merchant_id = $1`
-	args := []any{merchantID}
+	query := `SELECT ` + columns + ` FROM ` + table + ` WHERE merchant_id = ANY($1)`
+	args := []any{[]uuid.UUID{merchantID}}
 	if params.Filter != "" {
 		args = append(args, params.Filter)
-		page += fmt.Sprintf(" AND %s = $%d", filterColumn, len(args))
+		query += fmt.Sprintf(" AND %s = $%d", filterColumn, len(args))
 	}
 	for _, c := range params.Where {
 		args = append(args, c.Value)
-		page += fmt.Sprintf(" AND %s = $%d", c.Column, len(args))
+		query += fmt.Sprintf(" AND %s = $%d", c.Column, len(args))
 	}
 	if params.StartingAfter != nil {
 		args = append(args, *params.StartingAfter)
-		page += fmt.Sprintf(" AND id < $%d", len(args))
+		query += fmt.Sprintf(" AND id < $%d", len(args))
 	}
 	args = append(args, params.Limit+1)
-	page += fmt.Sprintf(" ORDER BY id DESC LIMIT $%d", len(args))
-	return `SELECT ` + columns + ` FROM ` + table + ` WHERE id IN (` + page + `) ORDER BY id DESC`, args
+	query += fmt.Sprintf(" ORDER BY merchant_id, id DESC LIMIT $%d", len(args))
+	return query, args
 }
 
 // anyMerchant turns uuid.Nil into SQL NULL, meaning "no merchant scope".

@@ -15,11 +15,11 @@ import (
 
 // TestListQueriesUseIndexes checks the plans of the list queries on a table
 // big enough that Postgres would rather sort than walk a useless index: every
-// page's ids come from the merchant's index in id order, whatever the filter
-// and cursor, never from a walk of the primary key filtered on merchant_id,
-// which costs every newer row of other merchants (a merchant quiet for a
-// while: half the table). A Sort is allowed only above the page itself (at
-// most limit+1 rows). (docs/BENCHMARKS.md has the timing at 10 million rows.)
+// page is a range of the merchant's index in id order, whatever the filter
+// and cursor, with no Sort, and never a walk of the primary key filtered on
+// merchant_id, which costs every newer row of other merchants (for a
+// merchant quiet for a while: half the table). (docs/BENCHMARKS.md has the
+// timing at 10 million rows.)
 func TestListQueriesUseIndexes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -52,7 +52,7 @@ func TestListQueriesUseIndexes(t *testing.T) {
 			{Limit: 10, Filter: "REFUNDED", StartingAfter: &cursor},
 		} {
 			query, args := db.ListQuery("payments", "id, status", "status", merchant, params)
-			var plan []struct{ Plan planNode }
+			var plan []map[string]any
 			var raw []byte
 			require.NoError(t, store.Pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+query, args...).Scan(&raw))
 			require.NoError(t, json.Unmarshal(raw, &plan))
@@ -63,29 +63,8 @@ func TestListQueriesUseIndexes(t *testing.T) {
 				want = "payments_merchant_status_idx"
 			}
 			require.True(t, strings.Contains(text, want), "list query does not use %s: %s\n%s", want, query, text)
-			plan[0].Plan.walk(func(n planNode) {
-				require.False(t, n.IndexName == "payments_pkey" && n.ScanDirection == "Backward",
-					"list query walks the primary key: %s\n%s", query, text)
-				if n.NodeType == "Sort" {
-					require.LessOrEqual(t, n.PlanRows, float64(params.Limit+1), "list query sorts more than a page: %s\n%s", query, text)
-				}
-			})
+			require.NotContains(t, text, `"Node Type": "Sort"`, "list query sorts: %s\n%s", query, text)
+			require.NotContains(t, text, `"Index Name": "payments_pkey"`, "list query walks the primary key: %s\n%s", query, text)
 		}
-	}
-}
-
-// planNode is one node of EXPLAIN (FORMAT JSON).
-type planNode struct {
-	NodeType      string     `json:"Node Type"`
-	IndexName     string     `json:"Index Name"`
-	ScanDirection string     `json:"Scan Direction"`
-	PlanRows      float64    `json:"Plan Rows"`
-	Plans         []planNode `json:"Plans"`
-}
-
-func (n planNode) walk(f func(planNode)) {
-	f(n)
-	for _, c := range n.Plans {
-		c.walk(f)
 	}
 }

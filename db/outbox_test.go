@@ -45,6 +45,19 @@ func (b *outboxBundle) createPayment(t *testing.T, gateway string) *db.Payment {
 	return p
 }
 
+// pendingDeliveries creates n sandbox payments and returns their
+// payment.pending deliveries' ids and job ids.
+func (b *outboxBundle) pendingDeliveries(t *testing.T, n int) ([]uuid.UUID, []int64) {
+	t.Helper()
+	ids, jobIDs := make([]uuid.UUID, n), make([]int64, n)
+	for i := range ids {
+		p := b.createPayment(t, "sandbox")
+		require.NoError(t, b.store.Pool.QueryRow(context.Background(), `SELECT d.id, d.job_id FROM webhook_deliveries d
+			JOIN events e ON e.id = d.event_id WHERE e.object_id = $1`, p.ID).Scan(&ids[i], &jobIDs[i]))
+	}
+	return ids, jobIDs
+}
+
 func TestOutboxWritesStatusEventDeliveryAndJobInOneTx(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -230,14 +243,10 @@ func TestDeliveryRecordSucceededManyWritesEachOwnedRowOnce(t *testing.T) {
 	b := setupOutbox(t, "https://merchant.example.com/hooks")
 	ctx := context.Background()
 	var recs []db.AttemptRecord
-	for range 3 {
-		p := b.createPayment(t, "sandbox")
-		var id uuid.UUID
-		var jobID int64
-		require.NoError(t, b.store.Pool.QueryRow(ctx, `SELECT d.id, d.job_id FROM webhook_deliveries d
-			JOIN events e ON e.id = d.event_id WHERE e.object_id = $1`, p.ID).Scan(&id, &jobID))
+	ids, jobIDs := b.pendingDeliveries(t, 3)
+	for i, id := range ids {
 		code := 204
-		recs = append(recs, db.AttemptRecord{DeliveryID: id, JobID: jobID, Status: db.DeliverySucceeded, StatusCode: &code,
+		recs = append(recs, db.AttemptRecord{DeliveryID: id, JobID: jobIDs[i], Status: db.DeliverySucceeded, StatusCode: &code,
 			Duration: 12 * time.Millisecond})
 	}
 	recs[2].PriorAttempts = 1 // its worker read a count the row does not have
@@ -270,12 +279,7 @@ func TestDeliveryTargetManyAnswersEachRequestInItsPlace(t *testing.T) {
 	t.Parallel()
 	b := setupOutbox(t, "https://merchant.example.com/hooks")
 	ctx := context.Background()
-	ids, jobIDs := make([]uuid.UUID, 3), make([]int64, 3)
-	for i := range ids {
-		p := b.createPayment(t, "sandbox")
-		require.NoError(t, b.store.Pool.QueryRow(ctx, `SELECT d.id, d.job_id FROM webhook_deliveries d
-			JOIN events e ON e.id = d.event_id WHERE e.object_id = $1`, p.ID).Scan(&ids[i], &jobIDs[i]))
-	}
+	ids, jobIDs := b.pendingDeliveries(t, 3)
 	_, err := b.store.Pool.Exec(ctx, `UPDATE webhook_deliveries SET next_retry_at = now() + interval '1 hour' WHERE id = $1`, ids[1])
 	require.NoError(t, err)
 	_, err = b.store.Pool.Exec(ctx, `UPDATE webhook_deliveries SET status = 'SUCCEEDED', next_retry_at = NULL WHERE id = $1`, ids[2])
@@ -319,12 +323,7 @@ func TestDeliveryMarkProcessingManyMarksOnlyRowsWhereTheAttemptFoundThem(t *test
 	t.Parallel()
 	b := setupOutbox(t, "https://merchant.example.com/hooks")
 	ctx := context.Background()
-	ids, jobIDs := make([]uuid.UUID, 3), make([]int64, 3)
-	for i := range ids {
-		p := b.createPayment(t, "sandbox")
-		require.NoError(t, b.store.Pool.QueryRow(ctx, `SELECT d.id, d.job_id FROM webhook_deliveries d
-			JOIN events e ON e.id = d.event_id WHERE e.object_id = $1`, p.ID).Scan(&ids[i], &jobIDs[i]))
-	}
+	ids, jobIDs := b.pendingDeliveries(t, 3)
 	started := time.Now().Add(-3 * time.Second).UTC().Truncate(time.Microsecond)
 	code := 200
 	written, err := b.store.DeliveryRecordSucceededMany(ctx, []db.AttemptRecord{{DeliveryID: ids[1], JobID: jobIDs[1],

@@ -96,9 +96,13 @@ type pruneRun struct {
 	Statements      int     `json:"statements"`
 	StatementMeanMS float64 `json:"statement_mean_ms"`
 	StatementMaxMS  float64 `json:"statement_max_ms"`
-	// During is commit→receipt of payments created at 200/s through the
-	// API of a service on the grown database while the prune ran.
-	During latencyRun `json:"latency_during"`
+	// Traffic is commit→receipt of payments created at 200/s through the
+	// API of a service on the grown database for 15 s before the prune;
+	// During, the same while the prune ran. WAL is the server's, in both.
+	Traffic   latencyRun `json:"latency_before"`
+	During    latencyRun `json:"latency_during"`
+	WALBefore walRate    `json:"wal_before"`
+	WALDuring walRate    `json:"wal_during"`
 	// Sizes before, right after, after VACUUM, and after another day's
 	// worth of rows was inserted (normal inserts, every index in place).
 	SizeBefore   ledgerSize `json:"size_before"`

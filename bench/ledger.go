@@ -244,6 +244,25 @@ func (b *bench) measurePrune(ctx context.Context, g *grownLedger) (*pruneRun, er
 	clients := []*apiClient{newAPIClient(svc.base, m.APIKey)}
 	b.createAtRate(ctx, clients, nil, latencyRate, int(latencyRate*warmup.Seconds()))
 
+	// The same traffic without the prune first, on the same service and
+	// database: what the prune changes.
+	w0, err := walNow(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	l0 := b.createAtRate(ctx, clients, nil, latencyRate, int(latencyRate*pruneBaseline.Seconds()))
+	w1, err := walNow(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	r.WALBefore = w1.since(w0, time.Since(t0))
+	if r.Traffic, err = b.deliveryLatencies(ctx, ep, l0.committed[0], 30*time.Second); err != nil {
+		return nil, err
+	}
+	b.logf("growth: commit→receipt before the prune p50 %.1f p99 %.1f max %.1f ms over %d payments; WAL %.1f MiB/s, %.0f full-page images/s",
+		r.Traffic.P50, r.Traffic.P99, r.Traffic.Max, r.Traffic.Count, r.WALBefore.MiBPerS, r.WALBefore.FPIPerS)
+
 	rec := &statementRecorder{}
 	store, closeStore, err := recordingStore(ctx, g.url, rec)
 	if err != nil {
@@ -259,9 +278,15 @@ func (b *bench) measurePrune(ctx context.Context, g *grownLedger) (*pruneRun, er
 	defer stopLoad()
 	loaded := make(chan *load, 1)
 	go func() { loaded <- b.createAtRateUntil(ctx, loadCtx, clients, nil, latencyRate, int(latencyRate*3600)) }()
+	if w0, err = walNow(ctx, conn); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	res, err := store.LedgerPrune(ctx, db.LedgerPruneParams{Before: before, Batch: batch, Until: time.Now().Add(20 * time.Minute)})
 	took := time.Since(start)
+	if w1, err := walNow(ctx, conn); err == nil {
+		r.WALDuring = w1.since(w0, took)
+	}
 	stopLoad()
 	l := <-loaded
 	if err != nil {
@@ -286,8 +311,9 @@ func (b *bench) measurePrune(ctx context.Context, g *grownLedger) (*pruneRun, er
 	r.During.MaxLagMS, r.During.Errors = ms(l.maxLag), l.errors
 	create := summarize(l.durations, 0)
 	r.During.Create = &create
-	b.logf("growth: pruned %d attempts + %d deliveries in %.1f s (%.0f rows/s), %d DELETEs, mean %.1f ms, max %.1f ms; meanwhile commit→receipt p50 %.1f p99 %.1f ms over %d payments",
-		r.Attempts, r.Deliveries, r.S, r.RowsPerS, r.Statements, r.StatementMeanMS, r.StatementMaxMS, r.During.P50, r.During.P99, r.During.Count)
+	b.logf("growth: pruned %d attempts + %d deliveries in %.1f s (%.0f rows/s), %d DELETEs, mean %.1f ms, max %.1f ms; meanwhile commit→receipt p50 %.1f p99 %.1f max %.1f ms over %d payments; WAL %.1f MiB/s, %.0f full-page images/s",
+		r.Attempts, r.Deliveries, r.S, r.RowsPerS, r.Statements, r.StatementMeanMS, r.StatementMaxMS, r.During.P50, r.During.P99, r.During.Max, r.During.Count,
+		r.WALDuring.MiBPerS, r.WALDuring.FPIPerS)
 	if _, err := svc.finish(); err != nil {
 		return nil, err
 	}
@@ -298,7 +324,7 @@ func (b *bench) measurePrune(ctx context.Context, g *grownLedger) (*pruneRun, er
 	// Two VACUUMs, as autovacuum would run them over the following
 	// hours: the first removes the dead rows and deletes the emptied index
 	// pages, the second recycles those pages.
-	t0 := time.Now()
+	t0 = time.Now()
 	r.Vacuums = []map[string]indexPages{{}, {}}
 	for i := range r.Vacuums {
 		for _, table := range []string{"webhook_delivery_attempts", "webhook_deliveries"} {
@@ -420,4 +446,28 @@ func vacuumVerbose(ctx context.Context, dbURL, table string) (indexPages, error)
 	mu.Lock()
 	defer mu.Unlock()
 	return indexPages{NewlyDeletedMiB: mib(deleted * 8192), ReusableMiB: mib(reusable * 8192)}, nil
+}
+
+// pruneBaseline is how long the retention measurement's traffic runs
+// before the prune starts.
+const pruneBaseline = 15 * time.Second
+
+// walCounters are pg_stat_wal's cumulative counters (the whole server).
+type walCounters struct{ bytes, fpi float64 }
+
+func walNow(ctx context.Context, conn *pgx.Conn) (walCounters, error) {
+	var w walCounters
+	err := conn.QueryRow(ctx, `SELECT wal_bytes::float8, wal_fpi::float8 FROM pg_stat_wal`).Scan(&w.bytes, &w.fpi)
+	return w, err
+}
+
+// walRate is the server's WAL per second over a phase.
+type walRate struct {
+	MiBPerS float64 `json:"mib_per_s"`
+	FPIPerS float64 `json:"full_page_images_per_s"`
+}
+
+func (w walCounters) since(w0 walCounters, d time.Duration) walRate {
+	s := d.Seconds()
+	return walRate{MiBPerS: round((w.bytes-w0.bytes)/(1<<20)/s, 1), FPIPerS: round((w.fpi-w0.fpi)/s, 0)}
 }

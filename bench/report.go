@@ -201,7 +201,9 @@ func (r *results) growthTable(w io.Writer, g *growthResult) {
 	if p := g.Retention; p != nil {
 		fmt.Fprintf(w, "| a day's retention (LedgerPrune) | — | %d attempts + %d deliveries in %.1f s (%.0f rows/s), %d DELETEs mean %.1f ms max %.1f ms | — |\n",
 			p.Attempts, p.Deliveries, p.S, p.RowsPerS, p.Statements, p.StatementMeanMS, p.StatementMaxMS)
-		fmt.Fprintf(w, "| commit→receipt meanwhile, p50/p90/p99/max | — | %s | — |\n", pcts(p.During.latency))
+		fmt.Fprintf(w, "| commit→receipt before / during the prune, p50/p90/p99/max | — | %s / %s | — |\n", pcts(p.Traffic.latency), pcts(p.During.latency))
+		fmt.Fprintf(w, "| WAL before / during the prune | — | %.1f / %.1f MiB/s, %.0f / %.0f full-page images/s | — |\n",
+			p.WALBefore.MiBPerS, p.WALDuring.MiBPerS, p.WALBefore.FPIPerS, p.WALDuring.FPIPerS)
 		fmt.Fprintf(w, "| sizes: before; pruned; vacuumed; a new day | — | %s; %s; %s; %s | — |\n",
 			p.SizeBefore, p.SizeAfter, p.SizeVacuumed, p.SizeRefilled)
 		for i, v := range p.Vacuums {

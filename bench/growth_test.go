@@ -90,3 +90,46 @@ func TestFillLedgerKeepsTheSchema(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerOfExplainsTheServiceQueries runs the growth mode's plan
+// recording on a small filled ledger: every list query db.Store sends is
+// recorded and explained with its own arguments.
+func TestLedgerOfExplainsTheServiceQueries(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := dbtest.URL(t)
+	store := dbtest.Open(t, url)
+	var merchants []uuid.UUID
+	for _, name := range []string{"plans a", "plans b", "plans quiet"} {
+		m, err := store.MerchantCreate(ctx, name, "https://merchant.example.com/hooks")
+		if err != nil {
+			t.Fatal(err)
+		}
+		merchants = append(merchants, m.Merchant.ID)
+	}
+	if _, err := fillLedger(ctx, url, merchants, 300, 300, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledgerOf(ctx, url, merchants[0], merchants[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Deliveries != 300 || l.Attempts != 900 {
+		t.Errorf("ledger of %d deliveries, %d attempts; want 300, 900", l.Deliveries, l.Attempts)
+	}
+	names := map[string]bool{}
+	for _, p := range l.Plans {
+		names[p.Name] = true
+		if len(p.Lines) == 0 || len(p.Scans) == 0 || p.Buffers == 0 {
+			t.Errorf("%s: plan %q, scans %v, %d buffers", p.Name, p.Lines, p.Scans, p.Buffers)
+		}
+	}
+	for _, want := range []string{"sweep select", "sweep select, after VACUUM", "deliveries list", "deliveries list: attempts",
+		"deliveries list, status=FAILED", "deliveries list, endpoint_id=", "deliveries list, event_id=",
+		"a delivery with its attempts", "a delivery with its attempts: attempts", "events list",
+		"deliveries list, merchant quiet for 15 days", "events list, merchant quiet for 15 days"} {
+		if !names[want] {
+			t.Errorf("no plan for %q (have %v)", want, names)
+		}
+	}
+}

@@ -124,7 +124,7 @@ func TestLedgerOfExplainsTheServiceQueries(t *testing.T) {
 			t.Errorf("%s: plan %q, scans %v, %d buffers", p.Name, p.Lines, p.Scans, p.Buffers)
 		}
 	}
-	for _, want := range []string{"sweep select", "sweep select, after VACUUM", "deliveries list", "deliveries list: attempts",
+	for _, want := range []string{"sweep select", "sweep select, again", "sweep select, after VACUUM", "deliveries list", "deliveries list: attempts",
 		"deliveries list, status=FAILED", "deliveries list, endpoint_id=", "deliveries list, event_id=",
 		"a delivery with its attempts", "a delivery with its attempts: attempts", "events list",
 		"deliveries list, merchant quiet for 15 days", "events list, merchant quiet for 15 days"} {

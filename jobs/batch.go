@@ -16,8 +16,9 @@ const batchMax = 256
 // rather than loses). There is no timer: a batch is whatever queued while
 // the previous one ran, so a lone call goes at once and a busy queue shares
 // one statement, one round trip and one commit among many workers. The
-// delivery worker batches its claims and its successes' outcomes; never a
-// failure's outcome, whose write sets when its retry runs.
+// delivery worker batches its reads of deliveries, its marks of slow
+// attempts and its successes' outcomes; never a failure's outcome, whose
+// write sets when its retry runs.
 type batcher[In, Out any] struct {
 	// runFunc runs one batch and returns one Out per item, in order.
 	runFunc func(ctx context.Context, items []In) ([]Out, error)

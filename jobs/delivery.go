@@ -228,9 +228,9 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[db.DeliveryArg
 		release(0)
 		return w.unread(job, err)
 	}
-	if !t.SendableBy(job.ID, time.Now().Add(dueSlack)) {
+	if dueBy := time.Now().Add(dueSlack); !t.SendableBy(job.ID, dueBy) {
 		release(0)
-		return w.unsendable(ctx, job, t)
+		return w.unsendable(ctx, job, t, dueBy)
 	}
 	d := t.Delivery
 	// An attempt still in flight after processingMarkAfter is marked
@@ -277,9 +277,9 @@ func (w *DeliveryWorker) unread(job *river.Job[db.DeliveryArgs], err error) erro
 	return fmt.Errorf("loading delivery %s: %w", job.Args.DeliveryID, err)
 }
 
-// unsendable says what a run whose delivery is not its to send now does,
-// from the row as it was read.
-func (w *DeliveryWorker) unsendable(ctx context.Context, job *river.Job[db.DeliveryArgs], t *db.DeliveryTarget) error {
+// unsendable says what a run whose delivery is not its to send by dueBy
+// does, from the row as it was read.
+func (w *DeliveryWorker) unsendable(ctx context.Context, job *river.Job[db.DeliveryArgs], t *db.DeliveryTarget, dueBy time.Time) error {
 	d := t.Delivery
 	// Only the current cycle's job sends, and nothing is sent again once the
 	// ledger says SUCCEEDED or FAILED (unless a recovery attempt is due): a
@@ -289,13 +289,13 @@ func (w *DeliveryWorker) unsendable(ctx context.Context, job *river.Job[db.Deliv
 		d.Status == db.DeliveryFailed && d.NextRetryAt == nil {
 		return nil
 	}
-	if d.NextRetryAt != nil {
-		if wait := time.Until(*d.NextRetryAt); wait > dueSlack {
-			if d.Status == db.DeliveryFailed {
-				return nil // a recovery attempt not yet due: the sweep brings it
-			}
-			return river.JobSnooze(hop(wait))
+	// Not due by dueBy, the time SendableBy was asked about: a second reading
+	// of the clock could fall between the two and send nothing at all.
+	if d.NextRetryAt != nil && d.NextRetryAt.After(dueBy) {
+		if d.Status == db.DeliveryFailed {
+			return nil // a recovery attempt not yet due: the sweep brings it
 		}
+		return river.JobSnooze(hop(time.Until(*d.NextRetryAt)))
 	}
 	if t.EndpointState != db.EndpointEnabled {
 		_, err := w.store.DeliveryEndUnsent(ctx, d.ID, job.ID, t.EndpointState)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,6 +271,28 @@ func respondStatus(code int) func(int, http.ResponseWriter, *http.Request) {
 	return func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }
 }
 
+// respondFrom answers fail to every request before the nth, then ok.
+func respondFrom(nth, fail, ok int) func(int, http.ResponseWriter, *http.Request) {
+	return func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n < nth {
+			w.WriteHeader(fail)
+			return
+		}
+		w.WriteHeader(ok)
+	}
+}
+
+// respondWhenHealthy answers fail until healthy is set, then 200.
+func respondWhenHealthy(healthy *atomic.Bool, fail int) func(int, http.ResponseWriter, *http.Request) {
+	return func(_ int, w http.ResponseWriter, _ *http.Request) {
+		if healthy.Load() {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		w.WriteHeader(fail)
+	}
+}
+
 // The signatures are checked by this independent implementation of the two signature schemes (docs/WEBHOOKS.md),
 // not by package signing.
 
@@ -495,13 +518,7 @@ func TestDeliveryFailsAfterExactlySixAttempts(t *testing.T) {
 func TestDeliveryRetriesUntilSuccess(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	rc := newReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
-		if n < 3 {
-			w.WriteHeader(http.StatusBadGateway)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
+	rc := newReceiver(t, respondFrom(3, http.StatusBadGateway, http.StatusNoContent))
 	m, _ := b.merchant(rc.URL)
 	id := b.emit(m)
 	b.start(testConfig())

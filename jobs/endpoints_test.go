@@ -271,13 +271,7 @@ func TestEndpointDisabledAsFailingThenRecovered(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	var healthy atomic.Bool
-	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
-		if healthy.Load() {
-			w.WriteHeader(http.StatusOK)
-			return
-		}
-		w.WriteHeader(http.StatusInternalServerError)
-	})
+	rc := newReceiver(t, respondWhenHealthy(&healthy, http.StatusInternalServerError))
 	m, _ := b.merchant(rc.URL)
 	ep, err := b.store.EndpointGetDefault(context.Background(), m.ID)
 	require.NoError(t, err)

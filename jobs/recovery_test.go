@@ -69,13 +69,7 @@ func TestDeliveryOperatorReplayBySQL(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	var healthy atomic.Bool
-	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
-		if healthy.Load() {
-			w.WriteHeader(http.StatusOK)
-			return
-		}
-		w.WriteHeader(http.StatusServiceUnavailable)
-	})
+	rc := newReceiver(t, respondWhenHealthy(&healthy, http.StatusServiceUnavailable))
 	m, _ := b.merchant(rc.URL)
 	other, _ := b.merchant(rc.URL)
 	ids := []uuid.UUID{b.emit(m), b.emit(m), b.emit(m)}

@@ -22,13 +22,7 @@ import (
 func TestDeliveryLogsOneLinePerAttempt(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	rc := newReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
-		if n < 3 {
-			w.WriteHeader(http.StatusBadGateway)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
+	rc := newReceiver(t, respondFrom(3, http.StatusBadGateway, http.StatusNoContent))
 	m, _ := b.merchant(rc.URL)
 	id := b.emit(m)
 	logs := &dbtest.Logs{}
